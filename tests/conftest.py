@@ -1,0 +1,37 @@
+"""Shared test fixtures.
+
+Device-dependent tests take the ``device`` fixture. It runs each test once per
+device named in ``TINYLLM_TEST_DEVICES`` (default ``cpu,cuda``); the cuda case
+skips cleanly where CuPy or a GPU is missing, as on CI.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DEVICES = os.environ.get("TINYLLM_TEST_DEVICES", "cpu,cuda").split(",")
+
+
+def cuda_unavailable_reason():
+    try:
+        import cupy
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # ImportError, or CuPy without a driver/GPU
+        return f"no CUDA device: {type(e).__name__}: {e}"
+    return None
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    if request.param == "cuda":
+        reason = cuda_unavailable_reason()
+        if reason:
+            pytest.skip(reason)
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

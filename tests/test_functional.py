@@ -1,0 +1,102 @@
+"""The fused functions of tinyllm.functional against values worked out by hand."""
+import math
+
+import numpy as np
+import pytest
+
+import tinyllm
+from tinyllm import Tensor, functional as F
+
+
+def test_cross_entropy_by_hand():
+    # Row 0: softmax([0, ln2, ln3]) = [1/6, 2/6, 3/6], target 2 -> -ln(1/2) = ln 2.
+    # Row 1: uniform over 3 classes, target 0 -> ln 3.  Row 2 is ignored.
+    logits = Tensor([[0.0, math.log(2), math.log(3)], [0.0, 0.0, 0.0], [5.0, -1.0, 2.0]], requires_grad=True)
+    loss = F.cross_entropy(logits, np.array([2, 0, -100]))
+    assert loss.item() == pytest.approx((math.log(2) + math.log(3)) / 2, rel=1e-6)
+    loss.backward()
+    # dloss/dlogits = (softmax - onehot) / (number of counted rows = 2); 0 for the ignored row
+    expected = np.array([[1 / 6, 2 / 6, 3 / 6 - 1], [1 / 3 - 1, 1 / 3, 1 / 3], [0, 0, 0]]) / 2
+    np.testing.assert_allclose(logits.grad.numpy(), expected, atol=1e-7)
+
+
+def test_cross_entropy_is_stable_for_huge_logits():
+    loss = F.cross_entropy(Tensor([[1000.0, 0.0], [-1000.0, 0.0]]), np.array([0, 1]))
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_cross_entropy_at_uniform_logits_is_log_vocab():
+    V = 65
+    loss = F.cross_entropy(Tensor(np.zeros((4, 8, V))), np.random.default_rng(0).integers(0, V, (4, 8)))
+    assert loss.item() == pytest.approx(math.log(V), rel=1e-6)
+
+
+def test_cross_entropy_rejects_bad_targets():
+    with pytest.raises(ValueError, match=r"integer targets of shape \(2,\)"):
+        F.cross_entropy(Tensor(np.zeros((2, 3))), np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match="outside 0..2"):
+        F.cross_entropy(Tensor(np.zeros((2, 3))), np.array([0, 3]))
+
+
+def test_layer_norm_by_hand():
+    # x = [1,2,3,4]: mean 2.5, variance 1.25, x̂ = (x - 2.5)/√1.25 = [-1.3416, -0.4472, 0.4472, 1.3416]
+    x = Tensor([[1.0, 2.0, 3.0, 4.0]])
+    w, b = Tensor([1.0, 2.0, 1.0, 2.0]), Tensor([0.0, 0.0, 1.0, 1.0])
+    y = F.layer_norm(x, w, b, eps=0.0)
+    np.testing.assert_allclose(y.numpy(), [[-1.3416408, -0.8944272, 1.4472136, 3.6832816]], rtol=1e-6)
+
+
+def test_layer_norm_output_is_normalised():
+    x = Tensor(np.random.default_rng(0).normal(3.0, 5.0, (4, 7, 32)))
+    y = F.layer_norm(x).numpy()
+    np.testing.assert_allclose(y.mean(-1), 0, atol=1e-5)
+    np.testing.assert_allclose(y.var(-1), 1, atol=1e-4)
+
+
+def test_layer_norm_checks_parameter_shapes():
+    with pytest.raises(ValueError, match=r"weight has shape \(3,\), expected \(4,\)"):
+        F.layer_norm(Tensor(np.zeros((2, 4))), Tensor(np.ones(3)))
+
+
+def test_gelu_known_values():
+    # GPT-2's tanh approximation: gelu(1) = 0.5·(1 + tanh(√(2/π)·1.044715)) = 0.841192
+    y = F.gelu(Tensor([-1.0, 0.0, 1.0, 3.0])).numpy()
+    np.testing.assert_allclose(y, [-0.158808, 0.0, 0.841192, 2.996363], atol=1e-6)
+
+
+def test_softmax_and_log_softmax_agree():
+    x = Tensor(np.random.default_rng(0).normal(0, 10, (3, 9)))
+    p = F.softmax(x).numpy()
+    np.testing.assert_allclose(p.sum(-1), 1, rtol=1e-6)
+    np.testing.assert_allclose(np.log(p), F.log_softmax(x).numpy(), atol=1e-5)
+
+
+def test_masked_fill_and_where():
+    x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    mask = np.array([[False, True], [False, False]])
+    y = F.masked_fill(x, mask, -np.inf)
+    assert y.numpy()[0, 1] == -np.inf and y.numpy()[1, 1] == 4.0
+    z = F.where(mask, 10.0, x)
+    np.testing.assert_array_equal(z.numpy(), [[1, 10], [3, 4]])
+    (z * 2).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[2, 0], [2, 2]])
+
+
+def test_dropout_train_and_eval():
+    x = Tensor(np.ones((200, 200)))
+    assert F.dropout(x, 0.25, training=False) is x
+    y = F.dropout(x, 0.25).numpy()
+    kept = y != 0
+    assert abs(kept.mean() - 0.75) < 0.01                         # about 1 - p survive
+    np.testing.assert_allclose(y[kept], 1 / 0.75)                  # scaled so the mean is unchanged
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        F.dropout(x, 1.0)
+
+
+def test_dropout_is_repeatable_with_manual_seed():
+    x = Tensor(np.ones(100))
+    tinyllm.manual_seed(7)
+    a = F.dropout(x, 0.5).numpy()
+    tinyllm.manual_seed(7)
+    b = F.dropout(x, 0.5).numpy()
+    np.testing.assert_array_equal(a, b)

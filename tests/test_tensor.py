@@ -1,0 +1,177 @@
+"""The autograd engine: graph walking, accumulation, grad mode, dtypes, devices and errors."""
+import numpy as np
+import pytest
+
+from tinyllm import Tensor, no_grad
+from tinyllm.tensor import sum_to_shape
+
+
+def test_chain_rule_by_hand():
+    # f = (a·b + a)²  at a=2, b=3:  f = 8² = 64, df/da = 2(ab+a)(b+1) = 64, df/db = 2(ab+a)·a = 32
+    a, b = Tensor(2.0, requires_grad=True), Tensor(3.0, requires_grad=True)
+    f = (a * b + a) ** 2
+    f.backward()
+    assert f.item() == 64.0
+    assert a.grad.item() == 64.0 and b.grad.item() == 32.0
+
+
+def test_diamond_graph_sums_both_paths():
+    # y = x·x + x uses x three times: dy/dx = 2x + 1
+    x = Tensor([1.0, -2.0, 0.5], requires_grad=True)
+    (x * x + x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy() + 1)
+
+
+def test_gradients_accumulate_across_backward_calls():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    (x * 3).sum().backward()
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3 + 2, 3 + 4])
+
+
+def test_shared_gradient_array_is_not_corrupted():
+    # a + b hands both leaves the same gradient array; accumulating into one must not touch the other
+    a, b = Tensor([1.0, 1.0], requires_grad=True), Tensor([1.0, 1.0], requires_grad=True)
+    (a + b).sum().backward()
+    (a * 5).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), [6, 6])
+    np.testing.assert_allclose(b.grad.numpy(), [1, 1])
+
+
+def test_only_leaves_keep_grad_unless_retained():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    h = (x * 2).retain_grad()
+    k = h * 1.0
+    (h * k).sum().backward()
+    assert k.grad is None
+    np.testing.assert_allclose(h.grad.numpy(), 2 * h.numpy())
+
+
+def test_backward_twice_needs_retain_graph():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = (x.exp() * 2).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 4 * np.exp([1.0, 2.0]), rtol=1e-6)
+    z = (x.exp() * 2).sum()
+    z.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        z.backward()
+
+
+def test_no_grad_records_nothing_and_restores():
+    x = Tensor([1.0], requires_grad=True)
+    with no_grad():
+        y = x * 2
+    assert not y.requires_grad and y._parents == ()
+    assert (x * 2).requires_grad
+
+
+def test_detach_cuts_the_graph():
+    x = Tensor([3.0], requires_grad=True)
+    y = x * x.detach()  # the detached factor is a constant: dy/dx = x
+    y.sum().backward()
+    assert x.grad.item() == 3.0
+
+
+def test_backward_on_non_scalar_needs_grad():
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    y = x * 2
+    with pytest.raises(RuntimeError, match=r"non-scalar tensor of shape \(2, 3\)"):
+        y.backward()
+    y.backward(np.full((2, 3), 0.5))
+    np.testing.assert_allclose(x.grad.numpy(), np.ones((2, 3)))
+
+
+def test_backward_without_requires_grad_is_an_error():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        Tensor([1.0]).sum().backward()
+
+
+def test_dtype_policy():
+    assert Tensor([1.0, 2.0]).dtype == np.float32
+    assert Tensor(np.zeros(3)).dtype == np.float32             # float64 arrays become float32
+    assert Tensor(np.zeros(3), dtype=np.float64).dtype == np.float64
+    assert Tensor([1, 2]).dtype.kind == "i"                    # token ids stay integer
+    assert (Tensor([1.0]) * 0.5).dtype == np.float32           # numbers do not upcast
+    x64 = Tensor([1.0], dtype=np.float64, requires_grad=True)
+    (x64 * 2.0).sum().backward()
+    assert x64.grad.dtype == np.float64
+
+
+def test_integer_tensors_refuse_requires_grad():
+    with pytest.raises(TypeError, match="floating-point"):
+        Tensor([1, 2, 3], requires_grad=True)
+
+
+def test_shape_errors_name_the_op_and_shapes():
+    a, b = Tensor(np.ones((2, 3))), Tensor(np.ones((4, 5)))
+    with pytest.raises(ValueError, match=r"matmul: \(2, 3\) @ \(4, 5\)"):
+        a @ b
+    with pytest.raises(ValueError, match=r"add: shapes \(2, 3\) and \(4, 5\)"):
+        a + b
+    with pytest.raises(ValueError, match=r"batch dimensions"):
+        Tensor(np.ones((2, 3, 4))) @ Tensor(np.ones((5, 4, 2)))
+    with pytest.raises(ValueError, match=r"reshape: cannot view \(2, 3\)"):
+        a.reshape(4, 2)
+
+
+def test_sum_to_shape_undoes_broadcasting():
+    g = np.ones((2, 4, 3))
+    np.testing.assert_array_equal(sum_to_shape(g, (4, 3)), np.full((4, 3), 2.0))
+    np.testing.assert_array_equal(sum_to_shape(g, (2, 1, 3)), np.full((2, 1, 3), 4.0))
+    np.testing.assert_array_equal(sum_to_shape(g, ()), 24.0)
+
+
+def test_reflected_operators_and_numpy_on_the_left():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = 1.0 - x + np.array([1.0, 1.0]) * x / 2.0 + 2.0 ** x
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), -1 + 0.5 + np.log(2) * 2.0 ** np.array([1.0, 2.0]), rtol=1e-6)
+
+
+def test_item_numpy_and_repr():
+    t = Tensor([[1.5]])
+    assert t.item() == 1.5 and isinstance(t.numpy(), np.ndarray)
+    assert "requires_grad=True" in repr(Tensor([1.0], requires_grad=True))
+    with pytest.raises(ValueError, match="one element"):
+        Tensor([1.0, 2.0]).item()
+
+
+def test_unknown_device_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        Tensor([1.0], device="tpu")
+
+
+def test_to_same_device_is_identity(device):
+    t = Tensor([1.0, 2.0], device=device)
+    assert t.to(device) is t and t.device == device
+
+
+def test_mixing_devices_says_which_lives_where(device):
+    if device == "cpu":
+        pytest.skip("needs a second device")
+    with pytest.raises(RuntimeError, match=r"different devices .*on cpu.*on cuda|on cuda.*on cpu"):
+        Tensor([1.0]) + Tensor([1.0], device="cuda")
+
+
+def test_cuda_without_cupy_is_one_clear_error(monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_cupy(name, *args, **kwargs):
+        if name == "cupy" or name.startswith("cupy."):
+            raise ImportError("No module named 'cupy'")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_cupy)
+    with pytest.raises(RuntimeError, match="needs CuPy"):
+        Tensor([1.0], device="cuda")
+
+
+def test_deep_graph_does_not_hit_the_recursion_limit():
+    x = Tensor([1.0], requires_grad=True)
+    y = x
+    for _ in range(5000):
+        y = y * 1.0
+    y.sum().backward()
+    assert x.grad.item() == 1.0

@@ -1,0 +1,117 @@
+"""The backend seam: which array library holds the numbers, and on which device.
+
+tinyllm does all of its arithmetic through an *array module* called ``xp``:
+``numpy`` on the CPU, or ``cupy`` on an NVIDIA GPU. CuPy copies NumPy's API,
+so the same line ``xp.exp(x - x.max())`` runs on either. There is no global
+switch: every op asks its inputs which module they live in (``array_module``),
+so a tensor never changes device behind your back.
+
+CuPy is imported lazily, only when someone asks for the ``"cuda"`` device.
+"""
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+import numpy as np
+
+DEVICES = ("cpu", "cuda")
+
+
+def _import_cupy() -> ModuleType:
+    try:
+        import cupy
+    except ImportError as e:
+        raise RuntimeError(
+            "device 'cuda' needs CuPy, which is not installed: "
+            "pip install cupy-cuda12x (CUDA 12) or cupy-cuda13x (CUDA 13)"
+        ) from e
+    try:
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # CuPy is there but no driver or no GPU
+        raise RuntimeError(f"device 'cuda' asked for, but CuPy finds no usable GPU: {e}") from e
+    return cupy
+
+
+def check_device(device: str) -> str:
+    """Return ``device`` if it is a known device name, else raise a clear error."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; expected one of {DEVICES}")
+    return device
+
+
+def default_device() -> str:
+    """The device named by the environment variable ``TINYLLM_DEVICE``, else ``"cpu"``."""
+    return check_device(os.environ.get("TINYLLM_DEVICE", "cpu"))
+
+
+def xp_for(device: str) -> ModuleType:
+    """The array module for a device name: numpy for "cpu", cupy for "cuda"."""
+    return _import_cupy() if check_device(device) == "cuda" else np
+
+
+def is_cupy_array(array) -> bool:
+    # Looking at the type's module avoids importing CuPy just to ask.
+    return type(array).__module__.startswith("cupy")
+
+
+def array_module(array) -> ModuleType:
+    """The array module (numpy or cupy) that owns ``array``."""
+    if is_cupy_array(array):
+        import cupy
+        return cupy
+    return np
+
+
+def device_of(array) -> str:
+    """The device name of an array: "cuda" for CuPy arrays, "cpu" otherwise."""
+    return "cuda" if is_cupy_array(array) else "cpu"
+
+
+def to_device(array, device: str):
+    """Move an array to ``device``; returns the same array when it is already there."""
+    if device_of(array) == check_device(device):
+        return array
+    if device == "cuda":
+        return xp_for("cuda").asarray(array)
+    return array.get()  # CuPy -> NumPy copies device memory to the host
+
+
+def to_numpy(array) -> np.ndarray:
+    """A NumPy array on the host, whatever device ``array`` lives on."""
+    return to_device(array, "cpu") if is_cupy_array(array) else np.asarray(array)
+
+
+def scatter_add(target, index, values) -> None:
+    """``target[index] += values`` where repeated indices add up (unbuffered, in place).
+
+    Plain ``target[index] += values`` would keep only one write per repeated
+    index; the gradient of a gather needs every contribution summed.
+    """
+    if is_cupy_array(target):
+        import cupyx
+        cupyx.scatter_add(target, index, values)
+    else:
+        np.add.at(target, index, values)
+
+
+# ---------------------------------------------------------------------------
+# Random numbers: one generator per array module, seeded by ``manual_seed``
+# (as ``torch.manual_seed``), so dropout and initialisation are repeatable.
+# ---------------------------------------------------------------------------
+_seed = 0
+_generators: dict[str, object] = {}
+
+
+def manual_seed(seed: int) -> None:
+    """Reseed tinyllm's random generators on every device."""
+    global _seed
+    _seed = int(seed)
+    _generators.clear()
+
+
+def rng(xp: ModuleType):
+    """The shared random generator for array module ``xp`` (``xp.random.Generator``)."""
+    if xp.__name__ not in _generators:
+        _generators[xp.__name__] = xp.random.default_rng(_seed)
+    return _generators[xp.__name__]

@@ -1,0 +1,168 @@
+"""Neural-network functions, imported as ``F`` (as ``torch.nn.functional`` is).
+
+Each could be written from the basic ops (``exp``, ``sum``, ``/``), and the
+lessons do that first. Here each is *fused*: one op whose backward is the
+derivative worked out on paper, which needs fewer saved arrays and far fewer
+passes over memory than the chain of small ops it replaces. The derivation sits
+beside each backward, and tests check every one against finite differences.
+"""
+from __future__ import annotations
+
+import math
+
+from .backend import array_module, device_of, rng
+from .tensor import Tensor, as_tensors, from_op, sum_to_shape
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """exp(x) / Σ exp(x) along ``axis``; the max is subtracted first so exp cannot overflow."""
+    xp = array_module(x.data)
+    y = xp.exp(x.data - x.data.max(axis=axis, keepdims=True))
+    y /= y.sum(axis=axis, keepdims=True)
+
+    def backward(g):
+        # dy_i/dx_j = y_i (δ_ij - y_j)   =>   dx = y · (g - Σ_j g_j y_j)
+        dx = g - (g * y).sum(axis=axis, keepdims=True)
+        dx *= y
+        return (dx,)
+    return from_op(y, (x,), backward, "softmax")
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log(softmax(x)) computed stably as (x - max) - log Σ exp(x - max)."""
+    xp = array_module(x.data)
+    shifted = x.data - x.data.max(axis=axis, keepdims=True)
+    y = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+    def backward(g):
+        # y_i = x_i - log Σ_j e^{x_j}   =>   dx = g - softmax(x) · Σ_i g_i
+        return (g - xp.exp(y) * g.sum(axis=axis, keepdims=True),)
+    return from_op(y, (x,), backward, "log_softmax")
+
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+
+
+def gelu(x: Tensor) -> Tensor:
+    """GELU with GPT-2's tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))."""
+    xp = array_module(x.data)
+    a = x.data
+    t = xp.tanh(_GELU_C * (a + 0.044715 * a * a * a))
+    y = 0.5 * a * (1 + t)
+
+    def backward(g):
+        # With u = c(x + 0.044715x³):  dy/dx = ½(1 + t) + ½x(1 - t²)·c(1 + 3·0.044715x²)
+        slope = 0.5 * (1 + t) + (0.5 * _GELU_C) * a * (1 - t * t) * (1 + 3 * 0.044715 * a * a)
+        return (g * slope,)
+    return from_op(y, (x,), backward, "gelu")
+
+
+def cross_entropy(logits: Tensor, targets, ignore_index: int = -100) -> Tensor:
+    """Mean negative log-likelihood of ``targets`` under ``softmax(logits)``.
+
+    logits (..., V), targets (...) of integer class ids; positions whose target is
+    ``ignore_index`` count for nothing (they are left out of the mean too).
+    """
+    xp = array_module(logits.data)
+    targets = targets.data if isinstance(targets, Tensor) else xp.asarray(targets)
+    if targets.shape != logits.shape[:-1] or targets.dtype.kind not in "iu":
+        raise ValueError(f"cross_entropy: logits {logits.shape} need integer targets of shape "
+                         f"{logits.shape[:-1]}, got {targets.dtype} {targets.shape}")
+    V = logits.shape[-1]
+    z = logits.data.reshape(-1, V)                      # (N, V)
+    t = targets.reshape(-1)                             # (N,)
+    if device_of(t) == "cpu" and len(t) and (t.max() >= V or (t.min() < 0 and (t[t < 0] != ignore_index).any())):
+        # (checked on the CPU only: on a GPU reading the answer back would stall it)
+        raise ValueError(f"cross_entropy: a target id is outside 0..{V - 1} (and is not ignore_index)")
+    valid = t != ignore_index
+    t = xp.where(valid, t, 0)                           # any real row; ignored rows are weighted 0 below
+    rows = xp.arange(len(t))
+
+    # loss_n = log Σ_v e^{z_nv} - z_n,t   (with the row max subtracted for stability)
+    shifted = z - z.max(axis=1, keepdims=True)
+    target_logit = shifted[rows, t]
+    probs = xp.exp(shifted, out=shifted)                # reuse the buffer: shifted is no longer needed
+    total = probs.sum(axis=1, keepdims=True)
+    nll = xp.log(total[:, 0]) - target_logit
+    count = xp.maximum(valid.sum(), 1).astype(z.dtype)
+    loss = (nll * valid).sum() / count
+    probs /= total
+
+    def backward(g):
+        # d loss_n / dz_n = softmax(z_n) - onehot(t_n); the mean divides by count.
+        row_scale = (valid * (g / count)).astype(z.dtype)[:, None]   # (N, 1); 0 for ignored rows
+        dz = probs * row_scale
+        dz[rows, t] -= row_scale[:, 0]
+        return (dz.reshape(logits.shape),)
+    return from_op(loss, (logits,), backward, "cross_entropy")
+
+
+def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Normalise the last axis to mean 0 and variance 1, then scale by ``weight`` and shift by ``bias``."""
+    xp = array_module(x.data)
+    C = x.shape[-1]
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and p.shape != (C,):
+            raise ValueError(f"layer_norm: {name} has shape {p.shape}, expected ({C},) for input {x.shape}")
+    xc = x.data - x.data.mean(axis=-1, keepdims=True)
+    rstd = 1.0 / xp.sqrt((xc * xc).mean(axis=-1, keepdims=True) + eps)  # 1/σ, (..., 1)
+    xhat = xc * rstd                                                     # (..., C)
+    y = xhat * weight.data if weight is not None else xhat.copy()
+    if bias is not None:
+        y += bias.data
+    parents = [p for p in (x, weight, bias) if p is not None]
+
+    def backward(g):
+        # y = x̂·w + b with x̂ = (x - μ)/σ. With d = g·w = dL/dx̂, differentiating μ and σ too:
+        #   dx = (d - mean(d) - x̂ · mean(d·x̂)) / σ
+        d = g * weight.data if weight is not None else g
+        dx = d - d.mean(axis=-1, keepdims=True) - xhat * (d * xhat).mean(axis=-1, keepdims=True)
+        dx *= rstd
+        grads = [dx]
+        if weight is not None:
+            grads.append((g * xhat).reshape(-1, C).sum(axis=0))  # dw = Σ g·x̂ over all rows
+        if bias is not None:
+            grads.append(g.reshape(-1, C).sum(axis=0))          # db = Σ g
+        return tuple(grads)
+    return from_op(y, parents, backward, "layer_norm")
+
+
+def masked_fill(x: Tensor, mask, value: float) -> Tensor:
+    """``x`` with ``value`` wherever the boolean ``mask`` (broadcastable to x) is true."""
+    xp = array_module(x.data)
+    mask = mask.data if isinstance(mask, Tensor) else mask
+    out = xp.where(mask, xp.asarray(value, dtype=x.dtype), x.data)
+    # The filled places no longer depend on x: their gradient is 0.
+    return from_op(out, (x,), lambda g: (sum_to_shape(xp.where(mask, 0, g), x.shape),), "masked_fill")
+
+
+def where(condition, a, b) -> Tensor:
+    """Elementwise choice: ``a`` where ``condition`` is true, else ``b`` (all broadcast together)."""
+    a, b = as_tensors("where", a, b)
+    xp = array_module(a.data)
+    cond = condition.data if isinstance(condition, Tensor) else condition
+    out = xp.where(cond, a.data, b.data)
+
+    def backward(g):  # each gradient flows to the input that was chosen
+        zero = xp.zeros((), dtype=g.dtype)
+        return (sum_to_shape(xp.where(cond, g, zero), a.shape) if a.requires_grad else None,
+                sum_to_shape(xp.where(cond, zero, g), b.shape) if b.requires_grad else None)
+    return from_op(out, (a, b), backward, "where")
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p), in training only.
+
+    The scaling keeps the expected value unchanged, so evaluation needs no dropout.
+    ``generator`` is an ``xp.random.Generator``; by default the one ``manual_seed`` seeds.
+    """
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0:
+        return x
+    xp = array_module(x.data)
+    generator = generator if generator is not None else rng(xp)
+    mask = (generator.random(x.shape, dtype=x.dtype) >= p).astype(x.dtype)
+    mask *= 1.0 / (1.0 - p)
+    return from_op(x.data * mask, (x,), lambda g: (g * mask,), "dropout")  # d(x·m)/dx = m

@@ -1,0 +1,109 @@
+"""Shape ops: the same numbers, arranged differently.
+
+Their backward moves the gradient back to where each number came from:
+reshape it back, transpose it back, or scatter it into the slots an index read.
+"""
+from __future__ import annotations
+
+from itertools import accumulate
+from typing import Sequence
+
+import numpy as np
+
+from ..backend import array_module, scatter_add
+from ..tensor import Tensor, as_tensors, from_op
+
+
+def reshape(a: Tensor, *shape) -> Tensor:
+    """``a.reshape(B, T, C)`` or ``a.reshape((B, T, C))``; one size may be -1."""
+    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    try:
+        out = a.data.reshape(shape)
+    except ValueError:
+        raise ValueError(f"reshape: cannot view {a.shape} ({a.size} elements) as {shape}") from None
+    return from_op(out, (a,), lambda g: (g.reshape(a.shape),), "reshape")
+
+
+def permute(a: Tensor, *dims) -> Tensor:
+    """Reorder the axes: output axis i is input axis ``dims[i]``."""
+    dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+    if sorted(d % a.ndim for d in dims) != list(range(a.ndim)):
+        raise ValueError(f"permute: {dims} is not an ordering of the {a.ndim} axes of {a.shape}")
+    inverse = tuple(int(i) for i in np.argsort([d % a.ndim for d in dims]))
+    # The backward undoes the reordering with the inverse permutation.
+    return from_op(a.data.transpose(dims), (a,), lambda g: (g.transpose(inverse),), "permute")
+
+
+def transpose(a: Tensor, dim0: int = -2, dim1: int = -1) -> Tensor:
+    """Swap two axes (by default the last two, as a matrix transpose)."""
+    dims = list(range(a.ndim))
+    dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+    return permute(a, dims)
+
+
+def _is_basic_index(index) -> bool:
+    """Slices, integers, None and ``...`` only: each input element is read at most once."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (slice, int, type(None), type(Ellipsis))) for p in parts)
+
+
+def getitem(a: Tensor, index) -> Tensor:
+    """``a[index]``: slicing, and gathering with integer arrays (the embedding lookup).
+
+    Backward puts each output gradient into the slot it was read from. An integer
+    array may read one row many times (a token that occurs twice), so those
+    gradients must be *added* into the slot: a scatter-add.
+    """
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    xp = array_module(a.data)
+    basic = _is_basic_index(index)
+
+    def backward(g):
+        grad = xp.zeros_like(a.data)
+        if basic:
+            grad[index] = g
+        else:
+            scatter_add(grad, index, g)
+        return (grad,)
+    try:
+        out = a.data[index]
+    except IndexError as e:
+        raise IndexError(f"index into a tensor of shape {a.shape}: {e}") from None
+    return from_op(out, (a,), backward, "getitem")
+
+
+def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis (``torch.cat``)."""
+    tensors = as_tensors("concat", *tensors)
+    xp = array_module(tensors[0].data)
+    try:
+        out = xp.concatenate([t.data for t in tensors], axis=axis)
+    except ValueError:
+        raise ValueError(f"concat along axis {axis}: shapes {[t.shape for t in tensors]} "
+                         "must match on every other axis") from None
+    ends = list(accumulate(t.shape[axis] for t in tensors))
+
+    def backward(g):  # each input gets back its own stretch of the gradient
+        return tuple(xp.split(g, ends[:-1], axis=axis))
+    return from_op(out, tensors, backward, "concat")
+
+
+def split(a: Tensor, split_size_or_sections: int | Sequence[int], axis: int = 0) -> tuple[Tensor, ...]:
+    """Cut ``a`` along ``axis`` into pieces of one size (the last may be shorter), or of the listed sizes."""
+    n = a.shape[axis]
+    if isinstance(split_size_or_sections, int):
+        sizes = [split_size_or_sections] * (n // split_size_or_sections)
+        sizes += [n % split_size_or_sections] if n % split_size_or_sections else []
+    else:
+        sizes = list(split_size_or_sections)
+    if sum(sizes) != n:
+        raise ValueError(f"split: sizes {sizes} do not add up to {n}, the length of axis {axis} of {a.shape}")
+    pieces, start = [], 0
+    lead = (slice(None),) * (axis % a.ndim)
+    for size in sizes:  # each piece is a slice; getitem's backward puts its gradient back in place
+        pieces.append(getitem(a, lead + (slice(start, start + size),)))
+        start += size
+    return tuple(pieces)
