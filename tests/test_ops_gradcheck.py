@@ -58,6 +58,8 @@ CASES += [
     ("matmul_broadcast", lambda a, b: a @ b, [(2, 1, 4, 5), (3, 5, 2)]),
     ("matmul_broadcast_left", lambda a, b: a @ b, [(4, 5), (2, 5, 3)]),
     # functional
+    ("linear", lambda x, w, b: F.linear(x, w, b), [(2, 3, 4), (5, 4), (5,)]),
+    ("linear_no_bias", lambda x, w: F.linear(x, w), [(3, 4), (2, 4)]),
     ("softmax", lambda a: F.softmax(a), [(3, 5)]),
     ("softmax_axis0", lambda a: F.softmax(a, axis=0), [(3, 2, 4)]),
     ("log_softmax", lambda a: F.log_softmax(a), [(2, 3, 5)]),

@@ -14,6 +14,31 @@ from .backend import array_module, device_of, rng
 from .tensor import Tensor, as_tensors, from_op, sum_to_shape
 
 
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x @ weightᵀ + bias``, with ``weight`` of shape (out, in) as in PyTorch's ``nn.Linear``.
+
+    The batch axes of ``x`` are folded into rows, so each product is one large GEMM.
+    """
+    n_out, n_in = weight.shape
+    if x.shape[-1] != n_in:
+        raise ValueError(f"linear: input {x.shape} has {x.shape[-1]} features, weight {weight.shape} expects {n_in}")
+    x2 = x.data.reshape(-1, n_in)                       # (N, in)
+    out = x2 @ weight.data.T                            # (N, in) @ (in, out) -> (N, out)
+    if bias is not None:
+        out += bias.data
+    parents = (x, weight) if bias is None else (x, weight, bias)
+
+    def backward(g):
+        # out = x Wᵀ + b   =>   dx = g W,   dW = gᵀ x,   db = Σ_rows g
+        g2 = g.reshape(-1, n_out)                       # (N, out)
+        grads = [(g2 @ weight.data).reshape(x.shape) if x.requires_grad else None,  # (N, out) @ (out, in)
+                 g2.T @ x2 if weight.requires_grad else None]                       # (out, N) @ (N, in)
+        if bias is not None:
+            grads.append(g2.sum(axis=0))
+        return tuple(grads)
+    return from_op(out.reshape(*x.shape[:-1], n_out), parents, backward, "linear")
+
+
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / Σ exp(x) along ``axis``; the max is subtracted first so exp cannot overflow."""
     xp = array_module(x.data)

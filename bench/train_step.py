@@ -1,0 +1,130 @@
+"""Training-step speed: tinyllm beside PyTorch eager, on this machine, in one run.
+
+For each shape (nanoGPT's `baby` at batch 12 and `char-small` at batch 8), times
+forward+backward and the full step (forward, backward, clip, AdamW) and reports
+tokens/s, model FLOP/s and its share of this machine's float32 GEMM peak
+(measured here with NumPy), and, where PyTorch is installed, the same step in
+PyTorch eager with the same weights and the ratio tinyllm / PyTorch.
+
+    python bench/train_step.py [--steps 10] [--presets baby,char-small] [--no-torch]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from bench.common import best_time, print_table  # noqa: E402
+import tinyllm  # noqa: E402
+from tinyllm import optim  # noqa: E402
+from tinyllm.model import GPT, GPTConfig  # noqa: E402
+
+BATCH = {"baby": 12, "char-small": 8}
+
+
+def gemm_peak_flops(n: int = 2048) -> float:
+    """float32 FLOP/s of one large NumPy matmul: the ceiling a GEMM-bound step can reach."""
+    a, b = np.ones((n, n), np.float32), np.ones((n, n), np.float32)
+    return 2 * n ** 3 / best_time(lambda: a @ b, repeats=3)
+
+
+def flops_per_token(config: GPTConfig, n_params: int) -> float:
+    """Forward + backward FLOPs per token: 6 per parameter (2 forward, 4 backward) plus attention's
+    q·k and att·v products, 12·n_layer·n_embd·T (the estimate of the PaLM paper, as nanoGPT)."""
+    return 6 * n_params + 12 * config.n_layer * config.n_embd * config.block_size
+
+
+def median_step_time(step, steps: int) -> float:
+    step()  # warm-up
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def tinyllm_steps(config, ids):
+    tinyllm.manual_seed(0)
+    model = GPT(config)
+    opt = optim.AdamW(model.parameters(), lr=1e-3)
+    x, y = ids[:, :-1], ids[:, 1:]
+
+    def fwd_bwd():
+        _, loss = model(x, y)
+        opt.zero_grad()
+        loss.backward()
+
+    def full():
+        fwd_bwd()
+        optim.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    return model, fwd_bwd, full
+
+
+def torch_steps(config, ids, state):
+    import torch
+    from torch_gpt import TorchGPT, load_tinyllm_state
+    model = TorchGPT(config)
+    load_tinyllm_state(model, state)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x, y = torch.from_numpy(ids[:, :-1].copy()), torch.from_numpy(ids[:, 1:].copy())
+
+    def fwd_bwd():
+        _, loss = model(x, y)
+        opt.zero_grad()
+        loss.backward()
+
+    def full():
+        fwd_bwd()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    return fwd_bwd, full
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement (median)")
+    parser.add_argument("--presets", default="baby,char-small")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
+    args = parser.parse_args()
+    try:
+        import torch  # noqa: F401
+        have_torch = not args.no_torch
+    except ImportError:
+        have_torch = False
+
+    peak = gemm_peak_flops()
+    print(f"NumPy float32 GEMM peak here: {peak / 1e9:.1f} GFLOP/s")
+    rows = []
+    for preset in args.presets.split(","):
+        config = GPTConfig.from_preset(preset, dropout=0.0)
+        B, T = BATCH[preset], config.block_size
+        ids = np.random.default_rng(0).integers(0, config.vocab_size, (B, T + 1))
+        model, fwd_bwd, full = tinyllm_steps(config, ids)
+        n_params = model.num_parameters()
+        fpt = flops_per_token(config, n_params)
+        impls = [("tinyllm", fwd_bwd, full)]
+        if have_torch:
+            impls.append(("pytorch", *torch_steps(config, ids, model.state_dict())))
+        results = {}
+        for name, fb, step in impls:
+            results[name] = (median_step_time(fb, args.steps), median_step_time(step, args.steps))
+        for name, (t_fb, t_step) in results.items():
+            tok_s = B * T / t_step
+            ratio = f"{results['pytorch'][1] / t_step:.2f}" if "pytorch" in results else "-"
+            rows.append([f"{preset} (B={B}, T={T}, {n_params / 1e6:.2f}M)", name, t_fb * 1e3, t_step * 1e3,
+                         f"{tok_s:,.0f}", f"{fpt * tok_s / 1e9:.1f}", f"{fpt * tok_s / peak:.0%}", ratio])
+    print("ms are medians; the full step is forward + backward + clip + AdamW; "
+          "ratio = tinyllm tokens/s / PyTorch tokens/s")
+    print_table(["shape", "impl", "fwd+bwd ms", "step ms", "tokens/s", "GFLOP/s", "of GEMM peak",
+                 "ratio"], rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""The GPT: parameter count, loss at init, causality, gradients, overfitting, saving and loading."""
+import math
+
+import numpy as np
+import pytest
+
+import tinyllm
+from tinyllm import optim
+from tinyllm.gradcheck import gradcheck
+from tinyllm.model import GPT, GPTConfig
+
+TINY = GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8)
+
+
+def tiny_model(seed=0, **overrides):
+    tinyllm.manual_seed(seed)
+    return GPT(GPTConfig(**{**TINY.to_dict(), **overrides}))
+
+
+def test_gpt2_has_124_439_808_parameters():
+    model = GPT(GPTConfig.from_preset("gpt2"))
+    assert sum(p.data.size for p in model.parameters()) == 124_439_808
+    assert model.lm_head.weight is model.wte.weight  # tied: counted once
+
+
+def test_presets_and_overrides():
+    cfg = GPTConfig.from_preset("char-small", dropout=0.0)
+    assert (cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.dropout) == (6, 6, 384, 256, 0.0)
+    assert GPTConfig.from_preset("baby").n_embd == 128
+    with pytest.raises(ValueError, match="unknown preset 'gpt5'"):
+        GPTConfig.from_preset("gpt5")
+    with pytest.raises(ValueError, match="divisible by n_head"):
+        GPTConfig(n_embd=10, n_head=3)
+
+
+@pytest.mark.parametrize("preset", ["baby", "char-small"])
+def test_loss_at_init_is_log_vocab(preset, device):
+    tinyllm.manual_seed(0)
+    model = GPT(GPTConfig.from_preset(preset, dropout=0.0)).to(device)
+    rng = np.random.default_rng(0)
+    V, T = model.config.vocab_size, model.config.block_size
+    _, loss = model(rng.integers(0, V, (4, T)), rng.integers(0, V, (4, T)))
+    assert abs(loss.item() - math.log(V)) < 0.1
+
+
+def test_changing_token_t_never_changes_earlier_logits():
+    model = tiny_model()
+    ids = np.random.default_rng(0).integers(0, 11, (2, 8))
+    base, _ = model(ids)
+    for t in range(8):
+        changed = ids.copy()
+        changed[:, t] = (changed[:, t] + 1) % 11
+        logits, _ = model(changed)
+        np.testing.assert_array_equal(logits.numpy()[:, :t], base.numpy()[:, :t])
+        assert not np.allclose(logits.numpy()[:, t:], base.numpy()[:, t:])
+
+
+def test_whole_model_gradcheck_float64():
+    model = tiny_model().to(dtype=np.float64)
+    rng = np.random.default_rng(1)
+    ids, targets = rng.integers(0, 11, (2, 5)), rng.integers(0, 11, (2, 5))
+    params = list(model.parameters())
+    result = gradcheck(lambda *_: model(ids, targets)[1], params)
+    assert len(result.inputs) == len(params) and result.passed
+
+
+def test_tiny_model_overfits_one_batch():
+    model = tiny_model(n_embd=32, n_head=4, vocab_size=16)
+    rng = np.random.default_rng(0)
+    ids, targets = rng.integers(0, 16, (4, 8)), rng.integers(0, 16, (4, 8))
+    opt = optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+    for step in range(300):
+        _, loss = model(ids, targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if loss.item() < 0.05:
+            break
+    assert loss.item() < 0.05, f"loss {loss.item():.3f} after {step + 1} steps"
+
+
+def test_training_step_stays_float32():
+    model = tiny_model(dropout=0.1)
+    ids = np.random.default_rng(0).integers(0, 11, (2, 8))
+    logits, loss = model(ids, ids)
+    loss.backward()
+    assert logits.dtype == np.float32 and loss.dtype == np.float32
+    assert all(p.data.dtype == np.float32 and p.grad.dtype == np.float32 for p in model.parameters())
+
+
+def test_state_dict_round_trip(tmp_path):
+    model = tiny_model(seed=1)
+    np.savez(tmp_path / "w.npz", **model.state_dict())
+    fresh = tiny_model(seed=2)
+    ids = np.arange(16).reshape(2, 8) % 11
+    assert not np.array_equal(fresh(ids)[0].numpy(), model(ids)[0].numpy())
+    with np.load(tmp_path / "w.npz", allow_pickle=False) as saved:
+        fresh.load_state_dict(dict(saved))
+    np.testing.assert_array_equal(fresh(ids)[0].numpy(), model(ids)[0].numpy())
+    assert fresh.lm_head.weight is fresh.wte.weight  # loading keeps the tie
+
+
+def test_load_state_dict_names_the_bad_key():
+    model = tiny_model()
+    state = dict(model.state_dict())
+    state["h.0.attn.c_attn.weight"] = np.zeros((3, 3), np.float32)
+    before = model.wte.weight.numpy().copy()
+    with pytest.raises(ValueError, match=r"h\.0\.attn\.c_attn\.weight has shape \(3, 3\)"):
+        model.load_state_dict(state)
+    np.testing.assert_array_equal(model.wte.weight.numpy(), before)  # nothing half-loaded
+    del state["h.0.attn.c_attn.weight"]
+    with pytest.raises(KeyError, match=r"missing keys \['h\.0\.attn\.c_attn\.weight'\]"):
+        model.load_state_dict(state)
+
+
+def test_bad_ids_are_clear_errors():
+    model = tiny_model()
+    with pytest.raises(ValueError, match=r"shape \(B, T\)"):
+        model(np.zeros(5, dtype=np.int64))
+    with pytest.raises(ValueError, match="exceeds the model's block_size 8"):
+        model(np.zeros((1, 9), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"token ids must be in 0\.\.10"):
+        model(np.array([[3, 11]]))
+
+
+def test_attention_maps_are_causal_distributions_and_cost_nothing_otherwise():
+    model = tiny_model()
+    maps = model.attention_maps(np.array([[1, 2, 3, 4, 5]]))
+    assert len(maps) == 2 and maps[0].shape == (1, 2, 5, 5)
+    np.testing.assert_allclose(maps[0].sum(-1), 1, rtol=1e-6)
+    assert np.all(np.triu(maps[1][0, 0], 1) == 0)
+    assert all(block.attn.attention is None for block in model.h)
+
+
+def test_parameter_names_follow_the_attribute_path():
+    names = [n for n, _ in tiny_model().named_parameters()]
+    assert names[:3] == ["wte.weight", "wpe.weight", "h.0.ln_1.weight"]
+    assert "h.1.mlp.c_proj.bias" in names and "lm_head.weight" not in names  # tied to wte

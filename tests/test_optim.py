@@ -1,0 +1,86 @@
+"""Optimizers, clipping and the learning-rate schedule against hand-computed steps."""
+import math
+
+import numpy as np
+import pytest
+
+from tinyllm import optim
+from tinyllm.nn import Parameter
+from tinyllm.tensor import Tensor
+
+
+def with_grad(values, grad):
+    p = Parameter(np.array(values, np.float32))
+    p.grad = Tensor(np.array(grad, np.float32))
+    return p
+
+
+def test_sgd_with_momentum_by_hand():
+    p = with_grad([1.0, 2.0], [0.5, -1.0])
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    opt.step()                     # v = g;            p = [1 - 0.05, 2 + 0.1]
+    np.testing.assert_allclose(p.numpy(), [0.95, 2.1], rtol=1e-6)
+    opt.step()                     # v = 0.9 g + g = 1.9 g
+    np.testing.assert_allclose(p.numpy(), [0.95 - 0.095, 2.1 + 0.19], rtol=1e-6)
+
+
+def test_adamw_first_step_is_lr_times_sign_and_decays_only_matrices():
+    w = with_grad([[1.0, -2.0]], [[0.3, -4.0]])
+    b = with_grad([1.0, -2.0], [0.3, -4.0])
+    optim.AdamW([w, b], lr=0.01, weight_decay=0.1).step()
+    # step 1: m̂ = g, v̂ = g², so the step is lr·g/(|g| + eps) ≈ lr·sign(g)
+    np.testing.assert_allclose(w.numpy(), [[1.0 * (1 - 0.001) - 0.01, -2.0 * (1 - 0.001) + 0.01]], rtol=1e-5)
+    np.testing.assert_allclose(b.numpy(), [1.0 - 0.01, -2.0 + 0.01], rtol=1e-5)
+
+
+def test_adamw_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    w0, grads = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((5, 3, 4)).astype(np.float32)
+    ours = Parameter(w0.copy())
+    theirs = torch.nn.Parameter(torch.from_numpy(w0.copy()))
+    opt = optim.AdamW([ours], lr=0.01, betas=(0.9, 0.99), weight_decay=0.1)
+    t_opt = torch.optim.AdamW([theirs], lr=0.01, betas=(0.9, 0.99), weight_decay=0.1)
+    for g in grads:
+        ours.grad = Tensor(g)
+        theirs.grad = torch.from_numpy(g.copy())
+        opt.step()
+        t_opt.step()
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_optimizer_state_dict_round_trip():
+    p1, p2 = with_grad([1.0, 2.0], [0.1, 0.2]), with_grad([1.0, 2.0], [0.1, 0.2])
+    opt1 = optim.AdamW([p1], lr=0.1)
+    opt1.step()
+    opt2 = optim.AdamW([p2], lr=0.5)
+    opt2.load_state_dict(opt1.state_dict())
+    p2.data = p1.data.copy()
+    opt1.step()
+    opt2.step()
+    np.testing.assert_array_equal(p1.numpy(), p2.numpy())
+    with pytest.raises(ValueError, match="does not match"):
+        optim.AdamW([p1, p2]).load_state_dict(opt1.state_dict())
+
+
+def test_clip_grad_norm():
+    a, b = with_grad([0.0], [3.0]), with_grad([0.0], [4.0])  # global norm 5
+    norm = optim.clip_grad_norm_([a, b], max_norm=1.0)
+    assert float(norm) == pytest.approx(5.0)
+    np.testing.assert_allclose([a.grad.item(), b.grad.item()], [0.6, 0.8], rtol=1e-5)
+    optim.clip_grad_norm_([a, b], max_norm=10.0)  # under the limit: unchanged
+    np.testing.assert_allclose([a.grad.item(), b.grad.item()], [0.6, 0.8], rtol=1e-5)
+
+
+def test_cosine_schedule():
+    lr = lambda s: optim.cosine_lr(s, max_lr=1.0, min_lr=0.1, warmup_steps=10, decay_steps=110)  # noqa: E731
+    assert lr(0) == pytest.approx(1 / 11) and lr(9) == pytest.approx(10 / 11)   # rising
+    assert lr(10) == pytest.approx(1.0)                                            # peak
+    assert lr(60) == pytest.approx(0.1 + 0.5 * 0.9)                                # halfway down the cosine
+    assert lr(110) == pytest.approx(0.1) and lr(500) == pytest.approx(0.1)
+    assert all(lr(s) >= lr(s + 1) for s in range(10, 120))
+
+
+def test_empty_parameter_list_is_an_error():
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.AdamW([])

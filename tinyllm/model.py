@@ -1,0 +1,201 @@
+"""The GPT: GPT-2's Transformer, written out op by op.
+
+    ids (B, T) ─► token embedding + position embedding ─► n_layer × Block ─► LayerNorm ─► logits (B, T, V)
+
+    Block:  x = x + attention(LayerNorm(x))     tokens look at earlier tokens
+            x = x + MLP(LayerNorm(x))           each token thinks on its own
+
+The logits at position t are the model's guess for the token at t + 1, made
+from tokens 0..t only: the causal mask in attention forbids looking ahead.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from . import functional as F
+from .backend import array_module, device_of, to_device
+from .nn import GELU, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList
+from .tensor import Tensor, no_grad
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """The shape of a GPT. Defaults are GPT-2 small (124M parameters)."""
+    vocab_size: int = 50257   # number of distinct tokens
+    block_size: int = 1024    # longest context the model can see
+    n_layer: int = 12         # Transformer blocks
+    n_head: int = 12          # attention heads per block
+    n_embd: int = 768         # width of every token's vector
+    dropout: float = 0.0      # dropout probability while training
+    bias: bool = True         # biases in Linear and LayerNorm, as GPT-2
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPTConfig: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "GPTConfig":
+        """A named shape (see ``PRESETS``), with any field overridden: ``from_preset("baby", vocab_size=65)``."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+        return replace(PRESETS[name], **overrides)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {
+    "gpt2": GPTConfig(n_layer=12, n_head=12, n_embd=768),           # 124M
+    "gpt2-medium": GPTConfig(n_layer=24, n_head=16, n_embd=1024),   # 350M
+    "gpt2-large": GPTConfig(n_layer=36, n_head=20, n_embd=1280),    # 774M
+    "gpt2-xl": GPTConfig(n_layer=48, n_head=25, n_embd=1600),       # 1558M
+    # nanoGPT's shakespeare_char shape (vocab 65 is the character set of that corpus)
+    "char-small": GPTConfig(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),
+    # nanoGPT's recipe for a CPU: trains in minutes on a laptop
+    "baby": GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128),
+}
+
+
+def causal_mask(T: int, xp=np):
+    """(T, T) boolean, True above the diagonal: the future positions a token may not see."""
+    return xp.triu(xp.ones((T, T), dtype=bool), k=1)
+
+
+class CausalSelfAttention(Module):
+    """Multi-head self-attention in which each position sees only itself and the past."""
+
+    def __init__(self, config: GPTConfig):
+        C = config.n_embd
+        self.n_head = config.n_head
+        self.c_attn = Linear(C, 3 * C, bias=config.bias)   # q, k and v for all heads in one GEMM
+        self.c_proj = Linear(C, C, bias=config.bias)       # mixes the heads' outputs back together
+        self.attn_dropout = Dropout(config.dropout)
+        self.resid_dropout = Dropout(config.dropout)
+        self.keep_attention = False   # set True to keep the last attention weights in .attention
+        self.attention = None         # (B, n_head, T, T) array when kept; nothing is stored otherwise
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, T, C = x.shape
+        H, D = self.n_head, C // self.n_head
+        qkv = self.c_attn(x)                                       # (B, T, C) -> (B, T, 3C)
+        qkv = qkv.reshape(B, T, 3, H, D).permute(2, 0, 3, 1, 4)    # (3, B, H, T, D): one slab per head
+        q, k, v = qkv[0], qkv[1], qkv[2]                           # each (B, H, T, D)
+        # scores = q kᵀ / √D: how much each position attends to each other one. Scaling
+        # q first is the same number and touches T·D values instead of T·T.
+        scores = (q * (1.0 / math.sqrt(D))) @ k.transpose(-2, -1)  # (B, H, T, D) @ (B, H, D, T) -> (B, H, T, T)
+        scores = F.masked_fill(scores, causal_mask(T, array_module(x.data)), -np.inf)  # no peeking ahead
+        att = F.softmax(scores, axis=-1)                           # each row sums to 1
+        if self.keep_attention:
+            self.attention = att.data
+        y = self.attn_dropout(att) @ v                             # (B, H, T, T) @ (B, H, T, D) -> (B, H, T, D)
+        y = y.transpose(1, 2).reshape(B, T, C)                     # put the heads side by side again
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(Module):
+    """Per-token feed-forward network: widen 4×, GELU, narrow back."""
+
+    def __init__(self, config: GPTConfig):
+        C = config.n_embd
+        self.c_fc = Linear(C, 4 * C, bias=config.bias)
+        self.gelu = GELU()
+        self.c_proj = Linear(4 * C, C, bias=config.bias)
+        self.dropout = Dropout(config.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))  # (B,T,C) -> (B,T,4C) -> (B,T,C)
+
+
+class Block(Module):
+    """One Transformer block, pre-LayerNorm as in GPT-2: normalise, transform, add back."""
+
+    def __init__(self, config: GPTConfig):
+        self.ln_1 = LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.ln_1(x))   # the residual stream carries x through unchanged...
+        x = x + self.mlp(self.ln_2(x))    # ...and each sublayer adds its contribution
+        return x
+
+
+class GPT(Module):
+    """GPT-2: ``GPT(config)(ids, targets=None) -> (logits, loss)``."""
+
+    def __init__(self, config: GPTConfig):
+        self.config = config
+        C = config.n_embd
+        self.wte = Embedding(config.vocab_size, C)     # token embedding
+        self.wpe = Embedding(config.block_size, C)     # position embedding
+        self.drop = Dropout(config.dropout)
+        self.h = ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = LayerNorm(C, bias=config.bias)
+        self.lm_head = Linear(C, config.vocab_size, bias=False)
+        # Weight tying: reading a token's vector and scoring a token use one matrix
+        # (GPT-2 does this; it saves V·C parameters).
+        self.lm_head.weight = self.wte.weight
+        # GPT-2's init: every residual branch ends in a c_proj, and n_layer × 2 of them
+        # add up in the residual stream, so their weights start smaller by 1/√(2·n_layer).
+        for block in self.h:
+            for proj in (block.attn.c_proj, block.mlp.c_proj):
+                proj.weight.data *= np.float32(1 / math.sqrt(2 * config.n_layer))
+
+    @property
+    def device(self) -> str:
+        return self.wte.weight.device
+
+    def forward(self, ids, targets=None) -> tuple[Tensor, Tensor | None]:
+        """ids (B, T) integer token ids -> logits (B, T, vocab_size), and the mean
+        cross-entropy against ``targets`` (B, T) when given (else None)."""
+        xp = array_module(self.wte.weight.data)
+        ids = self._check_ids(ids)
+        B, T = ids.shape
+        x = self.wte(ids) + self.wpe(xp.arange(T))     # (B, T, C) + (T, C) -> (B, T, C)
+        x = self.drop(x)
+        for block in self.h:
+            x = block(x)
+        logits = self.lm_head(self.ln_f(x))            # (B, T, C) -> (B, T, V)
+        loss = None
+        if targets is not None:
+            targets = targets.data if isinstance(targets, Tensor) else xp.asarray(targets)
+            loss = F.cross_entropy(logits, targets)
+        return logits, loss
+
+    def _check_ids(self, ids):
+        ids = ids.data if isinstance(ids, Tensor) else ids
+        ids = to_device(ids if hasattr(ids, "shape") else np.asarray(ids), self.device)
+        if ids.ndim != 2 or ids.dtype.kind not in "iu":
+            raise ValueError(f"GPT expects integer token ids of shape (B, T), got {ids.dtype} {ids.shape}")
+        if ids.shape[1] > self.config.block_size:
+            raise ValueError(f"sequence length {ids.shape[1]} exceeds the model's block_size "
+                             f"{self.config.block_size}; crop the context to the last {self.config.block_size}")
+        if device_of(ids) == "cpu" and ids.size and (ids.min() < 0 or ids.max() >= self.config.vocab_size):
+            raise ValueError(f"token ids must be in 0..{self.config.vocab_size - 1}, "
+                             f"got values from {ids.min()} to {ids.max()}")
+        return ids
+
+    def num_parameters(self) -> int:
+        return sum(p.size for p in self.parameters())
+
+    @no_grad()
+    def attention_maps(self, ids) -> list:
+        """The attention weights of every layer for ``ids``: a list of (B, n_head, T, T) arrays."""
+        layers = [block.attn for block in self.h]
+        for attn in layers:
+            attn.keep_attention = True
+        try:
+            self.forward(ids)
+            return [attn.attention for attn in layers]
+        finally:
+            for attn in layers:
+                attn.keep_attention, attn.attention = False, None
