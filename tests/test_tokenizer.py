@@ -1,0 +1,150 @@
+"""Tokenizers: hand-computed merges, exactness against the textbook trainer, round trips, files, errors."""
+import json
+
+import numpy as np
+import pytest
+
+from tinyllm.tokenizer import ByteLevelBPE, CharTokenizer, load_tokenizer, merge_pair, train_merges
+from tinyllm.tokenizer.train_bpe import count_words, train_merges_slowly
+
+
+def pydoc_text() -> str:
+    from pydoc_data.topics import topics
+    return "\n".join(topics[k] for k in sorted(topics))
+
+
+def test_merge_pair_scans_left_to_right():
+    assert merge_pair([1, 1, 1, 2], (1, 1), 9) == [9, 1, 2]
+    assert merge_pair([1, 1, 1, 1], (1, 1), 9) == [9, 9]
+    assert merge_pair([1, 2, 3], (3, 4), 9) == [1, 2, 3]
+
+
+def test_hand_computed_merges():
+    # "aaabdaaabac": (a,a) occurs 4 times -> 256; the word is then [256,a,b,d,256,a,b,a,c].
+    # (a,b) and (256,a) both occur twice: the tie goes to the smaller pair (97,98) -> 257.
+    # Then (256,257) occurs twice -> 258, and the word reads [258, d, 258, a, c].
+    tok = ByteLevelBPE.train("aaabdaaabac", vocab_size=259)
+    assert tok.merges == [(97, 97, 256), (97, 98, 257), (256, 257, 258)]
+    assert tok.encode("aaabdaaabac") == [258, ord("d"), 258, ord("a"), ord("c")]
+
+
+def test_ties_go_to_the_smallest_pair():
+    # (d,c), (c,b) and (b,a) each occur once: the smallest pair, (b,a) = (98, 97), is merged first
+    assert train_merges({b"dcba": 1}, 1) == [(ord("b"), ord("a"))]
+
+
+def test_fast_trainer_equals_textbook_trainer():
+    text = pydoc_text()[:60_000]
+    from tinyllm.tokenizer import GPT2_PATTERN
+    import regex
+    words = count_words(regex.findall(GPT2_PATTERN, text))
+    fast = train_merges(words, 300)
+    assert len(fast) == 300
+    assert fast == train_merges_slowly(words, 300)
+
+
+def random_texts(n: int, seed: int = 0):
+    """Strings mixing ASCII, whitespace runs, CRLF, accents, combining marks, CJK, emoji and any code point."""
+    rng = np.random.default_rng(seed)
+    pools = ["abcXYZ019 ,.'!?-_", " \t\n", "\r\n", "éüßñçØ", "\u0301\u0308\u20dd", "漢字かなカナ한국어",
+             "😀🎉👍🏽🇫🇷‍", "'s 're 've 'll"]
+    for _ in range(n):
+        parts = []
+        for _ in range(rng.integers(0, 12)):
+            kind = rng.integers(0, len(pools) + 1)
+            if kind == len(pools):  # any code point except surrogates
+                cp = int(rng.integers(0, 0x110000))
+                parts.append(chr(cp) if not 0xD800 <= cp < 0xE000 else "x")
+            else:
+                pool = pools[kind]
+                parts.append("".join(pool[i] for i in rng.integers(0, len(pool), rng.integers(1, 6))))
+        yield "".join(parts)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return ByteLevelBPE.train(pydoc_text()[:100_000], vocab_size=512, special_tokens=["<|endoftext|>"])
+
+
+def test_round_trip_on_thousands_of_unicode_strings(trained):
+    for text in random_texts(3000):
+        ids = trained.encode(text)
+        assert trained.decode(ids) == text
+        assert trained.decode_bytes(ids) == text.encode("utf-8")
+
+
+def test_decode_replaces_invalid_utf8_but_decode_bytes_is_exact(trained):
+    ids = trained.encode("é")  # two bytes, 0xC3 0xA9, possibly one token
+    first_byte_only = [trained.byte_ids[0xC3]]
+    assert trained.decode(first_byte_only) == "\ufffd"
+    assert trained.decode_bytes(first_byte_only) == b"\xc3"
+    assert trained.decode(ids) == "é"
+
+
+def test_special_tokens(trained):
+    eot = trained.special_tokens["<|endoftext|>"]
+    assert eot == 511 and trained.vocab_size == 512
+    text = "end.<|endoftext|>Start"
+    with pytest.raises(ValueError, match="special token '<\\|endoftext\\|>'"):
+        trained.encode(text)
+    ids = trained.encode(text, allowed_special="all")
+    assert eot in ids and trained.decode(ids) == text
+    assert trained.encode(text, allowed_special={"<|endoftext|>"}) == ids
+    plain = trained.encode(text, allowed_special="none")
+    assert eot not in plain and trained.decode(plain) == text
+
+
+def test_unknown_id_is_a_clear_error(trained):
+    with pytest.raises(ValueError, match="token id 9999 is not in the vocabulary"):
+        trained.decode([1, 9999])
+
+
+def test_save_and_load_round_trip(trained, tmp_path):
+    path = tmp_path / "tok.json"
+    trained.save(path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["type"] == "ByteLevelBPE" and len(data["merges"]) == 512 - 256 - 1
+    loaded = load_tokenizer(path)
+    text = "Hello, wörld! 12345 <|endoftext|>"
+    assert loaded.encode(text, allowed_special="all") == trained.encode(text, allowed_special="all")
+    assert ByteLevelBPE.load(path).merges == trained.merges
+
+
+def test_bad_tokenizer_files_are_named(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not a tokenizer file"):
+        load_tokenizer(bad)
+    bad.write_text(json.dumps({"type": "ByteLevelBPE", "merges": []}))
+    with pytest.raises(ValueError, match="corrupt ByteLevelBPE file"):
+        load_tokenizer(bad)
+    with pytest.raises(FileNotFoundError, match="no tokenizer file"):
+        load_tokenizer(tmp_path / "missing.json")
+    CharTokenizer("ab").save(bad)
+    with pytest.raises(ValueError, match="holds a CharTokenizer, not a ByteLevelBPE"):
+        ByteLevelBPE.load(bad)
+
+
+def test_training_arguments_are_checked():
+    with pytest.raises(ValueError, match="below the 256 byte tokens"):
+        ByteLevelBPE.train("abc", vocab_size=100)
+    with pytest.raises(ValueError, match="empty text"):
+        ByteLevelBPE.train("", vocab_size=300)
+
+
+def test_verbose_training_reports_progress(capsys):
+    ByteLevelBPE.train("the cat sat on the mat " * 50, vocab_size=270, verbose=True)
+    err = capsys.readouterr().err
+    assert "merges/s" in err and "new token" in err
+
+
+def test_char_tokenizer():
+    tok = CharTokenizer.train("hello world")
+    assert tok.vocab_size == 8 and tok.chars == " dehlorw"
+    assert tok.decode(tok.encode("hello")) == "hello"
+    with pytest.raises(ValueError, match=r"character 'Z' \(U\+005A\) is not in this tokenizer's vocabulary"):
+        tok.encode("Zoo")
+    with pytest.raises(ValueError, match="token id 8 is not in the vocabulary"):
+        tok.decode([8])
+    with pytest.raises(ValueError, match="empty text"):
+        CharTokenizer.train("")

@@ -1,0 +1,73 @@
+"""What every tokenizer offers, and its file format.
+
+A tokenizer turns text into a list of integer ids and back. Both kinds in
+tinyllm (``CharTokenizer`` and ``ByteLevelBPE``) save to one JSON file whose
+``"type"`` field names the class; ``load_tokenizer(path)`` reads either.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+class Tokenizer:
+    """The shared interface: ``encode``, ``decode``, ``vocab_size``, ``save``, ``load``."""
+
+    def encode(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def decode(self, ids) -> str:
+        raise NotImplementedError
+
+    @property
+    def vocab_size(self) -> int:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        """The JSON-ready description this tokenizer saves (``"type"`` included)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Tokenizer":
+        raise NotImplementedError
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the tokenizer as one JSON file, atomically (a reader never sees half a file)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self.to_dict(), f, ensure_ascii=False, indent=1)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Tokenizer":
+        tok = load_tokenizer(path)
+        if not isinstance(tok, cls):
+            raise ValueError(f"{path} holds a {type(tok).__name__}, not a {cls.__name__}")
+        return tok
+
+
+def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
+    """Read a tokenizer saved by ``save``, whichever kind it is."""
+    from . import TOKENIZER_TYPES
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no tokenizer file at {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not a tokenizer file (not valid JSON: {e})") from None
+    kind = data.get("type") if isinstance(data, dict) else None
+    if kind not in TOKENIZER_TYPES:
+        raise ValueError(f"{path}: unknown tokenizer type {kind!r}; expected one of {sorted(TOKENIZER_TYPES)}")
+    try:
+        return TOKENIZER_TYPES[kind].from_dict(data)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: corrupt {kind} file ({type(e).__name__}: {e})") from None

@@ -1,0 +1,47 @@
+"""The simplest tokenizer: one id per character, as nanoGPT's shakespeare_char."""
+from __future__ import annotations
+
+from .base import Tokenizer
+
+
+class CharTokenizer(Tokenizer):
+    """Ids are positions in the sorted list of the characters seen in the training text."""
+
+    def __init__(self, chars: str):
+        if len(set(chars)) != len(chars) or not chars:
+            raise ValueError("CharTokenizer needs a non-empty string of distinct characters")
+        self.chars = chars
+        self.index = {c: i for i, c in enumerate(chars)}
+
+    @classmethod
+    def train(cls, text: str) -> "CharTokenizer":
+        """The vocabulary is every distinct character of ``text``, sorted."""
+        if not text:
+            raise ValueError("cannot build a character vocabulary from empty text")
+        return cls("".join(sorted(set(text))))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return [self.index[c] for c in text]
+        except KeyError as e:
+            c = e.args[0]
+            raise ValueError(f"character {c!r} (U+{ord(c):04X}) is not in this tokenizer's vocabulary of "
+                             f"{len(self.chars)} characters; it never occurred in the training text") from None
+
+    def decode(self, ids) -> str:
+        ids = [int(i) for i in ids]
+        bad = [i for i in ids if not 0 <= i < len(self.chars)]
+        if bad:
+            raise ValueError(f"token id {bad[0]} is not in the vocabulary (ids 0..{len(self.chars) - 1})")
+        return "".join(self.chars[i] for i in ids)
+
+    def to_dict(self) -> dict:
+        return {"type": "CharTokenizer", "chars": self.chars}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CharTokenizer":
+        return cls(data["chars"])
