@@ -2,6 +2,8 @@
 
     tinyllm --help
     tinyllm tokenizer train --data FILE --vocab-size 512 --out tok.json
+    tinyllm tokenizer encode --tokenizer tok.json "Hello world"
+    tinyllm tokenizer decode --tokenizer tok.json 15496 995
 """
 from __future__ import annotations
 
@@ -18,7 +20,64 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     train = commands.add_parser("train", help="train a small GPT (coming with the training issue)")
     train.set_defaults(run=_train_not_yet)
+    _add_tokenizer_commands(commands)
     return parser
+
+
+def _add_tokenizer_commands(commands) -> None:
+    tok = commands.add_parser("tokenizer", help="train a BPE tokenizer, or encode/decode with one",
+                              description="Train a byte-level BPE tokenizer, or look at how one cuts text.")
+    sub = tok.add_subparsers(dest="tokenizer_command", metavar="ACTION", required=True)
+    train = sub.add_parser("train", help="learn BPE merges from a text file (progress on stderr)")
+    train.add_argument("--data", required=True, help="UTF-8 text file to learn from")
+    train.add_argument("--vocab-size", type=int, required=True,
+                       help="final vocabulary size: 256 bytes + merges + special tokens")
+    train.add_argument("--out", required=True, help="where to write the tokenizer JSON file")
+    train.add_argument("--special", action="append", default=[], metavar="TOKEN",
+                       help="a special token such as '<|endoftext|>' (repeatable)")
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.set_defaults(run=_tokenizer_train)
+    encode = sub.add_parser("encode", help="show how text is cut into tokens, and their ids")
+    encode.add_argument("--tokenizer", required=True, help="tokenizer JSON file")
+    encode.add_argument("text", help="the text to encode")
+    encode.add_argument("--allowed-special", default="none_raise", choices=["none_raise", "none", "all"],
+                        help="what to do with special-token strings in the text (default: refuse them)")
+    encode.set_defaults(run=_tokenizer_encode)
+    decode = sub.add_parser("decode", help="turn ids back into text")
+    decode.add_argument("--tokenizer", required=True, help="tokenizer JSON file")
+    decode.add_argument("ids", nargs="+", type=int, help="token ids")
+    decode.set_defaults(run=_tokenizer_decode)
+
+
+def _tokenizer_train(args: argparse.Namespace) -> int:
+    from .tokenizer import ByteLevelBPE
+    with open(args.data, encoding="utf-8") as f:
+        text = f.read()
+    tok = ByteLevelBPE.train(text, args.vocab_size, special_tokens=args.special, verbose=not args.quiet)
+    tok.save(args.out)
+    print(f"wrote {args.out}: {len(tok.merges)} merges, vocabulary of {tok.vocab_size}")
+    return 0
+
+
+def _tokenizer_encode(args: argparse.Namespace) -> int:
+    from .tokenizer import load_tokenizer
+    tok = load_tokenizer(args.tokenizer)
+    ids = tok.encode(args.text, allowed_special=args.allowed_special) if hasattr(tok, "special_tokens") \
+        else tok.encode(args.text)
+    pieces = [tok.decode([i]) for i in ids]
+    if sys.stdout.isatty():  # coloured pieces, one background colour after another
+        colours = [41, 42, 43, 44, 45, 46]
+        print("".join(f"\x1b[{colours[k % 6]};30m{p}\x1b[0m" for k, p in enumerate(pieces)))
+    else:
+        print("|".join(pieces))
+    print(f"{len(ids)} tokens: {ids}")
+    return 0
+
+
+def _tokenizer_decode(args: argparse.Namespace) -> int:
+    from .tokenizer import load_tokenizer
+    print(load_tokenizer(args.tokenizer).decode(args.ids))
+    return 0
 
 
 def _version() -> str:
@@ -41,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 0
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:  # bad input: one clear line, no traceback
+        print(f"tinyllm: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

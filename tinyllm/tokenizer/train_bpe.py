@@ -75,16 +75,18 @@ def train_merges(word_counts: dict[bytes, int], num_merges: int, first_id: int =
         for i in where.pop(pair):                    # only the words that contain the pair
             old, f = words[i], freqs[i]
             new = merge_pair(old, pair, new_id)
-            for p in zip(old, old[1:]):              # take the old word's pairs out...
+            old_pairs, new_pairs = list(zip(old, old[1:])), list(zip(new, new[1:]))
+            for p in old_pairs:                      # take the old word's pairs out...
                 counts[p] -= f
-                changed.add(p)
-            for p in zip(new, new[1:]):              # ...and put the new word's pairs in
+            for p in new_pairs:                      # ...and put the new word's pairs in
                 counts[p] += f
-                changed.add(p)
-                where[p].add(i)
-            for p in set(zip(old, old[1:])) - set(zip(new, new[1:])):
+                if new_id in p:                      # only pairs with the new token are new here
+                    where[p].add(i)
+            for p in set(old_pairs).difference(new_pairs):
                 if p != pair:
                     where[p].discard(i)
+            changed.update(old_pairs)
+            changed.update(new_pairs)
             words[i] = new
         del counts[pair]
         changed.discard(pair)

@@ -1,0 +1,32 @@
+"""The tinyllm command line: tokenizer train / encode / decode, help, and errors."""
+import pytest
+
+from tinyllm.cli import main
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "tokenizer" in out and "train" in out
+
+
+def test_tokenizer_train_encode_decode(tmp_path, capsys):
+    data = tmp_path / "corpus.txt"
+    data.write_text("the cat sat on the mat. the dog sat on the log. " * 40, encoding="utf-8")
+    out = tmp_path / "tok.json"
+    assert main(["tokenizer", "train", "--data", str(data), "--vocab-size", "280", "--out", str(out),
+                 "--special", "<|endoftext|>"]) == 0
+    assert out.exists() and "vocabulary of 280" in capsys.readouterr().out
+    assert main(["tokenizer", "encode", "--tokenizer", str(out), "the cat sat"]) == 0
+    pieces_line, ids_line = capsys.readouterr().out.splitlines()
+    assert pieces_line.replace("|", "") == "the cat sat"
+    ids = [int(i) for i in ids_line.split("[")[1].rstrip("]").split(",")]
+    assert main(["tokenizer", "decode", "--tokenizer", str(out), *map(str, ids)]) == 0
+    assert capsys.readouterr().out == "the cat sat\n"
+
+
+def test_errors_are_one_clear_line(tmp_path, capsys):
+    assert main(["tokenizer", "decode", "--tokenizer", str(tmp_path / "none.json"), "1"]) == 2
+    assert "no tokenizer file" in capsys.readouterr().err
