@@ -16,9 +16,9 @@ def test_tokenizer_train_encode_decode(tmp_path, capsys):
     data = tmp_path / "corpus.txt"
     data.write_text("the cat sat on the mat. the dog sat on the log. " * 40, encoding="utf-8")
     out = tmp_path / "tok.json"
-    assert main(["tokenizer", "train", "--data", str(data), "--vocab-size", "280", "--out", str(out),
+    assert main(["tokenizer", "train", "--data", str(data), "--vocab-size", "270", "--out", str(out),
                  "--special", "<|endoftext|>"]) == 0
-    assert out.exists() and "vocabulary of 280" in capsys.readouterr().out
+    assert out.exists() and "vocabulary of 270" in capsys.readouterr().out
     assert main(["tokenizer", "encode", "--tokenizer", str(out), "the cat sat"]) == 0
     pieces_line, ids_line = capsys.readouterr().out.splitlines()
     assert pieces_line.replace("|", "") == "the cat sat"
