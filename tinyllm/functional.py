@@ -156,7 +156,7 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
 def masked_fill(x: Tensor, mask, value: float) -> Tensor:
     """``x`` with ``value`` wherever the boolean ``mask`` (broadcastable to x) is true."""
     xp = array_module(x.data)
-    mask = mask.data if isinstance(mask, Tensor) else mask
+    mask = xp.asarray(mask.data if isinstance(mask, Tensor) else mask)  # a NumPy mask may meet CuPy data
     out = xp.where(mask, xp.asarray(value, dtype=x.dtype), x.data)
     # The filled places no longer depend on x: their gradient is 0.
     return from_op(out, (x,), lambda g: (sum_to_shape(xp.where(mask, 0, g), x.shape),), "masked_fill")
@@ -166,7 +166,7 @@ def where(condition, a, b) -> Tensor:
     """Elementwise choice: ``a`` where ``condition`` is true, else ``b`` (all broadcast together)."""
     a, b = as_tensors("where", a, b)
     xp = array_module(a.data)
-    cond = condition.data if isinstance(condition, Tensor) else condition
+    cond = xp.asarray(condition.data if isinstance(condition, Tensor) else condition)
     out = xp.where(cond, a.data, b.data)
 
     def backward(g):  # each gradient flows to the input that was chosen
