@@ -88,12 +88,7 @@ def scatter_add(target, index, values) -> None:
     Plain ``target[index] += values`` would keep only one write per repeated
     index; the gradient of a gather needs every contribution summed.
     """
-    if is_cupy_array(target):
-        import cupyx
-        cupyx.scatter_add(target, index, values)
-    else:
-        np.add.at(target, index, values)
-
+    array_module(target).add.at(target, index, values)  # NumPy and CuPy spell it the same
 
 # ---------------------------------------------------------------------------
 # Random numbers: one generator per array module, seeded by ``manual_seed``
