@@ -13,6 +13,13 @@ def test_chain_rule_by_hand():
     f.backward()
     assert f.item() == 64.0
     assert a.grad.item() == 64.0 and b.grad.item() == 32.0
+    assert a.grad.shape == () and b.grad.shape == ()  # a gradient has its tensor's shape
+
+
+def test_leaf_gradients_are_plain_arrays_of_the_leaf_shape():
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    x.sum().backward()  # sum's backward hands back a broadcast view
+    assert x.grad.shape == (2, 3) and x.grad.data.flags.c_contiguous and x.grad.data.strides != (0, 0)
 
 
 def test_diamond_graph_sums_both_paths():

@@ -218,7 +218,10 @@ class Tensor:
     def _accumulate_grad(self, g) -> None:
         # Gradients are never changed in place anywhere in tinyllm, so an array
         # shared by two leaves (``a + b`` hands both the same one) stays safe.
-        g = array_module(g).ascontiguousarray(g, dtype=self.dtype)  # materialise broadcast views
+        if g.dtype != self.dtype:
+            g = g.astype(self.dtype)
+        if not g.flags.c_contiguous:  # a broadcast view (stride 0) becomes a real array
+            g = g.copy()
         self.grad = Tensor(g, dtype=self.dtype) if self.grad is None else \
             Tensor(self.grad.data + g, dtype=self.dtype)
 

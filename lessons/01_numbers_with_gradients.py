@@ -1,0 +1,114 @@
+# %% [markdown]
+# # Lesson 01 — Numbers with gradients
+#
+# **What you will build:** the derivative of a small formula, first by hand with
+# the chain rule, then automatically with `tinyllm.Tensor`, and a picture of what
+# a derivative *is*: the slope of the tangent line.
+#
+# Every neural network is trained the same way: compute a loss, ask how the loss
+# changes when each parameter moves a little (the gradient), and move the
+# parameters downhill. This lesson is about that one question, "how does the output
+# change when the input moves?", on numbers small enough to check in your head.
+#
+# Run it: `python lessons/01_numbers_with_gradients.py` (or open it as a notebook).
+
+# %%
+import os
+from pathlib import Path
+
+import matplotlib
+matplotlib.use("Agg")  # write PNG files; no window needed
+import matplotlib.pyplot as plt
+
+from tinyllm import Tensor
+
+FIGURES = Path(os.environ.get("TINYLLM_FIGURES", Path(__file__).parent / "figures"))
+FIGURES.mkdir(parents=True, exist_ok=True)
+
+# %% [markdown]
+# ## The slope, measured
+# Take f(x) = 3x² − 4x + 5. Its slope at x = 3 can be *measured*: nudge x by a tiny
+# h and see how much f moves. (f(x+h) − f(x)) / h approaches the derivative as h shrinks.
+
+# %%
+def f(x):
+    return 3 * x ** 2 - 4 * x + 5
+
+
+for h in (0.1, 0.001, 0.00001):
+    print(f"h = {h:<8} slope ≈ {(f(3 + h) - f(3)) / h:.5f}")
+
+# %% [markdown]
+# Calculus says f'(x) = 6x − 4, so f'(3) = 14: the measured slopes close in on it.
+
+# %%
+xs = [i / 10 for i in range(-20, 51)]
+plt.figure(figsize=(5, 3.5))
+plt.plot(xs, [f(x) for x in xs], label="f(x) = 3x² − 4x + 5")
+plt.plot(xs, [f(3) + 14 * (x - 3) for x in xs], "--", label="tangent at x = 3, slope 14")
+plt.scatter([3], [f(3)], color="k", zorder=3)
+plt.ylim(-5, 70)
+plt.legend()
+plt.title("A derivative is the slope of the tangent")
+plt.tight_layout()
+plt.savefig(FIGURES / "01_tangent.png", dpi=100)
+print("saved", FIGURES / "01_tangent.png")
+
+# %% [markdown]
+# ## The chain rule, by hand
+# Now a formula built from steps, as a network is:
+#
+#     a = 2,  b = −3,  c = 10
+#     e = a · b          (= −6)
+#     d = e + c          (= 4)
+#     L = d · d          (= 16)
+#
+# Walk *backwards* from L, multiplying local slopes (the chain rule):
+#
+#     dL/dd = 2d = 8
+#     dL/de = dL/dd · dd/de = 8 · 1 = 8         dL/dc = 8 · 1 = 8
+#     dL/da = dL/de · de/da = 8 · b = −24       dL/db = 8 · a = 16
+
+# %%
+a, b, c = 2.0, -3.0, 10.0
+e = a * b
+d = e + c
+L = d * d
+dL_dd = 2 * d
+dL_de, dL_dc = dL_dd * 1, dL_dd * 1
+dL_da, dL_db = dL_de * b, dL_de * a
+print(f"by hand:    L = {L}, dL/da = {dL_da}, dL/db = {dL_db}, dL/dc = {dL_dc}")
+
+# %% [markdown]
+# ## The same, with `Tensor`
+# A `Tensor` remembers which op made it and from what. `L.backward()` walks that
+# record backwards, applying exactly the local slopes we used above.
+
+# %%
+a = Tensor(2.0, requires_grad=True)
+b = Tensor(-3.0, requires_grad=True)
+c = Tensor(10.0, requires_grad=True)
+L = (a * b + c) ** 2
+L.backward()
+print(f"by Tensor:  L = {L.item()}, dL/da = {a.grad.item()}, dL/db = {b.grad.item()}, dL/dc = {c.grad.item()}")
+assert (a.grad.item(), b.grad.item(), c.grad.item()) == (dL_da, dL_db, dL_dc)
+
+# %% [markdown]
+# ## One step downhill
+# The gradient points uphill. Moving each input a little *against* its gradient
+# lowers L: that is all "training" will ever do.
+
+# %%
+lr = 0.01
+for t in (a, b, c):
+    t.data -= lr * t.grad.data
+print(f"after one step against the gradient: L = {((a * b + c) ** 2).item():.3f} (was 16.0)")
+
+# %% [markdown]
+# ## What you now know
+# - A derivative is a slope; you can measure it with a small nudge.
+# - The chain rule multiplies local slopes along the path from output to input.
+# - `Tensor(..., requires_grad=True)` records the computation; `.backward()` fills `.grad`.
+#
+# **Exercises** (arrive with the exercise machinery): the backward of `mul` and `add`
+# in `tinyllm/ops/elementwise.py`.

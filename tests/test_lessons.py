@@ -1,0 +1,20 @@
+"""Every lesson runs end to end in its fast mode (TINYLLM_FAST=1), as a learner would run it."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LESSONS = sorted((Path(__file__).resolve().parents[1] / "lessons").glob("[0-9][0-9]_*.py"))
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_runs(lesson, tmp_path):
+    env = {**os.environ, "TINYLLM_FAST": "1", "TINYLLM_FIGURES": str(tmp_path), "MPLBACKEND": "Agg"}
+    result = subprocess.run([sys.executable, str(lesson)], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_there_are_lessons():
+    assert len(LESSONS) >= 2
