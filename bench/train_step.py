@@ -49,22 +49,26 @@ def median_step_time(step, steps: int) -> float:
     return float(np.median(times))
 
 
-def tinyllm_steps(config, ids):
-    tinyllm.manual_seed(0)
-    model = GPT(config)
-    opt = optim.AdamW(model.parameters(), lr=1e-3)
-    x, y = ids[:, :-1], ids[:, 1:]
-
+def make_steps(loss_fn, opt, clip):
+    """The two timed callables: forward+backward, and the full step (plus clip and update)."""
     def fwd_bwd():
-        _, loss = model(x, y)
+        loss = loss_fn()
         opt.zero_grad()
         loss.backward()
 
     def full():
         fwd_bwd()
-        optim.clip_grad_norm_(model.parameters(), 1.0)
+        clip()
         opt.step()
-    return model, fwd_bwd, full
+    return fwd_bwd, full
+
+
+def tinyllm_steps(config, ids):
+    tinyllm.manual_seed(0)
+    model = GPT(config)
+    opt = optim.AdamW(model.parameters(), lr=1e-3)
+    x, y = ids[:, :-1], ids[:, 1:]
+    return model, *make_steps(lambda: model(x, y)[1], opt, lambda: optim.clip_grad_norm_(model.parameters(), 1.0))
 
 
 def torch_steps(config, ids, state):
@@ -74,17 +78,7 @@ def torch_steps(config, ids, state):
     load_tinyllm_state(model, state)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x, y = torch.from_numpy(ids[:, :-1].copy()), torch.from_numpy(ids[:, 1:].copy())
-
-    def fwd_bwd():
-        _, loss = model(x, y)
-        opt.zero_grad()
-        loss.backward()
-
-    def full():
-        fwd_bwd()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-    return fwd_bwd, full
+    return make_steps(lambda: model(x, y)[1], opt, lambda: torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
 
 
 def main() -> None:
