@@ -19,24 +19,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-from bench.common import best_time, print_table  # noqa: E402
+from bench.common import print_table  # noqa: E402
 import tinyllm  # noqa: E402
 from tinyllm import optim  # noqa: E402
 from tinyllm.model import GPT, GPTConfig  # noqa: E402
+from tinyllm.train import flops_per_token, gemm_peak_flops  # noqa: E402
 
 BATCH = {"baby": 12, "char-small": 8}
-
-
-def gemm_peak_flops(n: int = 2048) -> float:
-    """float32 FLOP/s of one large NumPy matmul: the ceiling a GEMM-bound step can reach."""
-    a, b = np.ones((n, n), np.float32), np.ones((n, n), np.float32)
-    return 2 * n ** 3 / best_time(lambda: a @ b, repeats=3)
-
-
-def flops_per_token(config: GPTConfig, n_params: int) -> float:
-    """Forward + backward FLOPs per token: 6 per parameter (2 forward, 4 backward) plus attention's
-    q·k and att·v products, 12·n_layer·n_embd·T (the estimate of the PaLM paper, as nanoGPT)."""
-    return 6 * n_params + 12 * config.n_layer * config.n_embd * config.block_size
 
 
 def median_step_time(step, steps: int) -> float:
@@ -93,7 +82,7 @@ def main() -> None:
     except ImportError:
         have_torch = False
 
-    peak = gemm_peak_flops()
+    peak = gemm_peak_flops(2048)
     print(f"NumPy float32 GEMM peak here: {peak / 1e9:.1f} GFLOP/s")
     rows = []
     for preset in args.presets.split(","):

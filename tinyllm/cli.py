@@ -1,6 +1,8 @@
 """The ``tinyllm`` command: one entry point, a subcommand per job.
 
     tinyllm --help
+    tinyllm train                      # a small GPT on pydoc, a few minutes on 2 cores
+    tinyllm sample --prompt "The for statement"
     tinyllm tokenizer train --data FILE --vocab-size 512 --out tok.json
     tinyllm tokenizer encode --tokenizer tok.json "Hello world"
     tinyllm tokenizer decode --tokenizer tok.json 15496 995
@@ -18,8 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'tinyllm COMMAND --help' for the options of each command.")
     parser.add_argument("--version", action="version", version=f"tinyllm {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    train = commands.add_parser("train", help="train a small GPT (coming with the training issue)")
-    train.set_defaults(run=_train_not_yet)
+    _add_train_command(commands)
+    _add_sample_command(commands)
     _add_tokenizer_commands(commands)
     return parser
 
@@ -85,12 +87,67 @@ def _version() -> str:
     return __version__
 
 
-def _train_not_yet(args: argparse.Namespace) -> int:
-    print("tinyllm train: training lands with the training issue. What is here now:\n"
-          "  - tinyllm.Tensor: reverse-mode autograd over NumPy (or CuPy) arrays\n"
-          "  - tinyllm.functional: softmax, cross_entropy, layer_norm, gelu, dropout, ...\n"
-          "  - tinyllm.gradcheck: check any backward against finite differences\n"
-          "Run the tests: python -m pytest")
+def _add_train_command(commands) -> None:
+    from dataclasses import fields
+    from .train import TrainConfig
+    train = commands.add_parser(
+        "train", help="train a GPT on a corpus (default: char-level on pydoc, a few minutes on 2 cores)",
+        description="Train a GPT. Prints a log line every --log-interval steps; every --eval-interval steps "
+                    "estimates train/val loss, writes OUT/ckpt.npz and OUT/loss.png; samples every "
+                    "--sample-interval steps.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    helps = {"data": "'pydoc' (ships with Python) or a UTF-8 text file",
+             "tokenizer": "'char', 'bpe' (trained on the corpus) or a tokenizer JSON file",
+             "vocab_size": "vocabulary size of a new BPE tokenizer",
+             "preset": "model shape: baby, char-small, gpt2, gpt2-medium, gpt2-large, gpt2-xl",
+             "device": "cpu or cuda", "grad_accum": "micro-batches per optimizer step",
+             "max_iters": "optimizer steps", "lr": "peak learning rate (after warmup)",
+             "min_lr": "learning rate at the end of the cosine decay", "out": "directory for checkpoint and plot",
+             "eval_iters": "batches per loss estimate", "sample_tokens": "length of the samples shown"}
+    for f in fields(TrainConfig):
+        kind = int if f.type in ("int", "int | None") else float if f.type == "float" else str
+        train.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default,
+                           help=helps.get(f.name, f.name.replace("_", " ")))
+    train.set_defaults(run=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+    from .train import TrainConfig, train
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    try:
+        train(cfg)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; the last checkpoint in {cfg.out}/ is complete and loadable", file=sys.stderr)
+        return 130
+    print(f"next: tinyllm sample --ckpt {cfg.out} --prompt \"...\"")
+    return 0
+
+
+def _add_sample_command(commands) -> None:
+    sample = commands.add_parser("sample", help="continue a prompt with a trained model, streaming the text",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sample.add_argument("--ckpt", default="out", help="checkpoint file, or the directory holding ckpt.npz")
+    sample.add_argument("--prompt", default="\n", help="text to continue")
+    sample.add_argument("--max-new-tokens", type=int, default=300)
+    sample.add_argument("--temperature", type=float, default=0.8, help="below 1: safer; above 1: wilder")
+    sample.add_argument("--top-k", type=int, default=None, help="sample only from the k likeliest tokens")
+    sample.add_argument("--top-p", type=float, default=None, help="sample only from the top-p probability mass")
+    sample.add_argument("--seed", type=int, default=None)
+    sample.add_argument("--device", default="cpu")
+    sample.set_defaults(run=_sample)
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .sample import generate
+    ckpt = load_checkpoint(args.ckpt, device=args.device)
+    model, tok = ckpt["model"].eval(), ckpt["tokenizer"]
+    prompt = tok.encode(args.prompt)
+    print(args.prompt, end="", flush=True)
+    generate(model, prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed,
+             on_token=lambda t: print(tok.decode([t]), end="", flush=True))
+    print()
     return 0
 
 

@@ -1,0 +1,83 @@
+"""Training end to end on pydoc, checkpoints, sampling filters, and clear errors on bad input."""
+import math
+
+import numpy as np
+import pytest
+
+from tinyllm.checkpoint import load_checkpoint
+from tinyllm.cli import main
+from tinyllm.data import TokenBatches, load_corpus
+from tinyllm.sample import next_token_probs
+from tinyllm.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    cfg = TrainConfig(max_iters=120, eval_interval=60, eval_iters=10, sample_interval=120, sample_tokens=20,
+                      log_interval=40, n_layer=2, out=str(out))
+    history = train(cfg, log=lambda line: None)
+    return out, history
+
+
+def test_validation_loss_falls_far_below_chance(trained_run):
+    _, history = trained_run
+    vocab = 103  # pydoc's distinct characters
+    assert history["val"][0] == pytest.approx(math.log(vocab), abs=0.3)  # chance at step 0
+    assert history["val"][-1] < 2.9, history["val"]                      # chance is 4.63
+
+
+def test_checkpoint_and_plot_are_written_and_load(trained_run):
+    out, _ = trained_run
+    assert (out / "loss.png").stat().st_size > 1000
+    ckpt = load_checkpoint(out)
+    assert ckpt["step"] == 120 and ckpt["optimizer_state"]["steps"] == 120
+    ids = np.array([ckpt["tokenizer"].encode("The for statement")])
+    logits, _ = ckpt["model"](ids)
+    assert logits.shape == (1, 17, ckpt["tokenizer"].vocab_size)
+
+
+def test_sample_command_continues_a_prompt(trained_run, capsys):
+    out, _ = trained_run
+    assert main(["sample", "--ckpt", str(out), "--prompt", "The ", "--max-new-tokens", "30", "--seed", "0"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("The ") and len(text) >= 4 + 30
+
+
+def test_bad_checkpoints_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "ckpt.npz").write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="not a readable tinyllm checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+def test_top_k_top_p_and_temperature_on_hand_made_logits():
+    logits = np.log(np.array([0.5, 0.25, 0.15, 0.1]))
+    np.testing.assert_allclose(next_token_probs(logits), [0.5, 0.25, 0.15, 0.1])
+    np.testing.assert_allclose(next_token_probs(logits, top_k=2), [2 / 3, 1 / 3, 0, 0])
+    np.testing.assert_allclose(next_token_probs(logits, top_p=0.5), [1, 0, 0, 0])     # 0.5 alone reaches p
+    np.testing.assert_allclose(next_token_probs(logits, top_p=0.7), [2 / 3, 1 / 3, 0, 0])
+    cold = next_token_probs(logits, temperature=0.5)                                   # p² renormalised
+    np.testing.assert_allclose(cold, np.array([0.25, 0.0625, 0.0225, 0.01]) / 0.345)
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        next_token_probs(logits, temperature=0)
+
+
+def test_data_errors_are_clear(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="is empty"):
+        load_corpus(str(empty))
+    with pytest.raises(FileNotFoundError, match="no corpus file"):
+        load_corpus(str(tmp_path / "missing.txt"))
+    with pytest.raises(ValueError, match="fewer than one block"):
+        TokenBatches(np.arange(50, dtype=np.uint16), block_size=64)
+
+
+def test_batches_are_next_token_shifted():
+    batches = TokenBatches(np.arange(1000, dtype=np.uint16), block_size=8)
+    x, y = batches.get_batch("train", 4, np.random.default_rng(0))
+    assert x.shape == y.shape == (4, 8) and x.dtype == np.int64
+    np.testing.assert_array_equal(y, x + 1)
+    assert x.max() < 900  # train windows come from the first 90%

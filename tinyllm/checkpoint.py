@@ -1,0 +1,83 @@
+"""Checkpoints: one ``.npz`` file holding everything needed to sample or resume.
+
+    model/<name>          each parameter (float32 arrays)
+    optim/<state>/<i>     AdamW's moment buffers
+    meta                  JSON: step, model config, tokenizer, optimizer step count and lr, training config
+
+No pickle anywhere (it is loaded with ``allow_pickle=False``), and the file is
+written to a temporary name and renamed, so a crash never leaves half a checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .backend import to_numpy
+from .model import GPT, GPTConfig
+from .optim import Optimizer
+from .tokenizer import TOKENIZER_TYPES, Tokenizer
+
+FORMAT = "tinyllm-checkpoint-1"
+
+
+def checkpoint_path(path: str | os.PathLike) -> Path:
+    """A directory means the ``ckpt.npz`` inside it."""
+    path = Path(path)
+    return path / "ckpt.npz" if path.suffix != ".npz" else path
+
+
+def save_checkpoint(path, model: GPT, optimizer: Optimizer | None, tokenizer: Tokenizer, step: int,
+                    train_config: dict | None = None) -> Path:
+    path = checkpoint_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"model/{name}": to_numpy(a) for name, a in model.state_dict().items()}
+    meta = {"format": FORMAT, "step": step, "config": model.config.to_dict(),
+            "tokenizer": tokenizer.to_dict(), "train_config": train_config or {}}
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        meta["optimizer"] = {"steps": state["steps"], "lr": state["lr"]}
+        for name, buffers in state["state"].items():
+            arrays.update({f"optim/{name}/{i}": to_numpy(b) for i, b in enumerate(buffers) if b is not None})
+    arrays["meta"] = np.array(json.dumps(meta))
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path, device: str = "cpu") -> dict:
+    """Read a checkpoint: returns ``model`` (a GPT on ``device``), ``tokenizer``, ``step``,
+    ``meta`` and ``optimizer_state`` (for ``Optimizer.load_state_dict``, or None)."""
+    path = checkpoint_path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
+        config = GPTConfig(**meta["config"])
+        tok_data = meta["tokenizer"]
+        tokenizer = TOKENIZER_TYPES[tok_data["type"]].from_dict(tok_data)
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path} is not a readable tinyllm checkpoint ({type(e).__name__}: {e})") from None
+    model = GPT(config)
+    try:
+        model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"{path} does not fit its own model config ({e})") from None
+    model.to(device)
+    optimizer_state = None
+    if "optimizer" in meta:
+        names = sorted({k.split("/")[1] for k in arrays if k.startswith("optim/")})
+        n = len(list(model.parameters()))
+        optimizer_state = {**meta["optimizer"], "state": {
+            name: [arrays.get(f"optim/{name}/{i}") for i in range(n)] for name in names}}
+    return {"model": model, "tokenizer": tokenizer, "step": meta["step"], "meta": meta,
+            "optimizer_state": optimizer_state}

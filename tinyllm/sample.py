@@ -1,0 +1,60 @@
+"""Sampling: the trained model "dreams" text, one token at a time.
+
+Each step runs the model on the context, turns the last position's logits into
+probabilities, reshapes them (temperature, top-k, top-p) and draws a token,
+which joins the context for the next step. The context is cropped to the last
+``block_size`` tokens, as GPT-2 does.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .backend import to_numpy
+from .model import GPT
+from .tensor import no_grad
+
+
+def next_token_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
+                     top_p: float | None = None) -> np.ndarray:
+    """Probabilities over the vocabulary from one position's logits (V,).
+
+    temperature < 1 sharpens, > 1 flattens; top_k keeps the k likeliest tokens;
+    top_p keeps the smallest set of likeliest tokens whose probability reaches p.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    z = logits.astype(np.float64) / temperature
+    if top_k is not None:
+        kth = np.sort(z)[-min(top_k, len(z))]
+        z = np.where(z < kth, -np.inf, z)
+    probs = np.exp(z - z.max())
+    probs /= probs.sum()
+    if top_p is not None:
+        order = np.argsort(-probs, kind="stable")
+        before = np.cumsum(probs[order]) - probs[order]  # probability of the tokens ranked above
+        drop = order[before >= top_p]                     # a token stays if the mass above it is < p
+        probs[drop] = 0.0
+        probs /= probs.sum()
+    return probs
+
+
+@no_grad()
+def generate(model: GPT, ids: Sequence[int], max_new_tokens: int, temperature: float = 1.0,
+             top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+             on_token: Callable[[int], None] | None = None) -> list[int]:
+    """Continue ``ids`` by ``max_new_tokens`` sampled tokens; ``on_token`` sees each as it comes."""
+    rng = np.random.default_rng(seed)
+    ids = list(ids)
+    if not ids:
+        raise ValueError("generate needs at least one token of context")
+    for _ in range(max_new_tokens):
+        context = np.array([ids[-model.config.block_size:]])
+        logits, _ = model(context)
+        probs = next_token_probs(to_numpy(logits.data[0, -1]), temperature, top_k, top_p)
+        token = int(rng.choice(len(probs), p=probs))
+        ids.append(token)
+        if on_token:
+            on_token(token)
+    return ids

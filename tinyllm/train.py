@@ -1,0 +1,164 @@
+"""The training loop: batch -> forward -> loss -> backward -> clip -> step -> log.
+
+Every ``eval_interval`` steps: the mean loss on a few train and validation
+batches (``estimate_loss``), a checkpoint, and a refreshed loss-curve PNG beside
+it. Every ``sample_interval`` steps: a short sample, so you can watch gibberish
+turn into text.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import optim
+from .backend import manual_seed, xp_for
+from .checkpoint import checkpoint_path, save_checkpoint
+from .data import TokenBatches, encode_corpus, load_corpus, make_tokenizer
+from .model import GPT, GPTConfig
+from .sample import generate
+from .tensor import no_grad
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a run. The defaults train a small char-level GPT on ``pydoc`` in minutes on 2 cores."""
+    data: str = "pydoc"            # "pydoc" or a text file
+    tokenizer: str = "char"        # "char", "bpe" or a tokenizer JSON file
+    vocab_size: int = 512          # for a new BPE tokenizer
+    preset: str = "baby"           # model shape (see GPTConfig.from_preset)
+    n_layer: int | None = None     # overrides of the preset
+    n_head: int | None = None
+    n_embd: int | None = None
+    block_size: int | None = None
+    dropout: float = 0.0
+    device: str = "cpu"
+    batch_size: int = 12
+    grad_accum: int = 1            # micro-batches per optimizer step
+    max_iters: int = 1000
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_iters: int = 100
+    weight_decay: float = 0.1
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    eval_interval: int = 250
+    eval_iters: int = 20
+    log_interval: int = 50
+    sample_interval: int = 250
+    sample_tokens: int = 120
+    seed: int = 1337
+    out: str = "out"
+
+    def model_config(self, vocab_size: int) -> GPTConfig:
+        overrides = {k: v for k in ("n_layer", "n_head", "n_embd", "block_size") if (v := getattr(self, k))}
+        return GPTConfig.from_preset(self.preset, vocab_size=vocab_size, dropout=self.dropout, **overrides)
+
+
+def gemm_peak_flops(n: int = 1024, device: str = "cpu") -> float:
+    """float32 FLOP/s of a large matmul on ``device``: the ceiling a GEMM-bound step can reach."""
+    xp = xp_for(device)
+    a = xp.ones((n, n), dtype=xp.float32)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        float((a @ a)[0, 0])  # reading one element waits for the GPU too
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best
+
+
+def flops_per_token(config: GPTConfig, n_params: int) -> float:
+    """Forward + backward FLOPs per token: 6 per parameter, plus attention's two T×T products
+    (12·n_layer·n_embd·block_size; the PaLM paper's estimate, as in nanoGPT)."""
+    return 6 * n_params + 12 * config.n_layer * config.n_embd * config.block_size
+
+
+@no_grad()
+def estimate_loss(model: GPT, batches: TokenBatches, batch_size: int, iters: int,
+                  rng: np.random.Generator) -> dict[str, float]:
+    """Mean loss over ``iters`` random batches of each split, with dropout off."""
+    model.eval()
+    out = {split: float(np.mean([model(*batches.get_batch(split, batch_size, rng))[1].item()
+                                 for _ in range(iters)])) for split in ("train", "val")}
+    model.train()
+    return out
+
+
+def plot_losses(history: dict[str, list], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(history["step"], history["loss"], alpha=0.5, label="train (batch)")
+    ax.plot(history["eval_step"], history["train"], "o-", label="train (estimate)")
+    ax.plot(history["eval_step"], history["val"], "o-", label="validation")
+    ax.set(xlabel="step", ylabel="cross-entropy loss (nats/token)", title="Training loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
+    """Run training as ``cfg`` says; returns the loss history. Checkpoints go to ``cfg.out``."""
+    manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    text = load_corpus(cfg.data)
+    tokenizer = make_tokenizer(cfg.tokenizer, text, cfg.vocab_size, verbose=True)
+    ids = encode_corpus(text, tokenizer)
+    config = cfg.model_config(tokenizer.vocab_size)
+    batches = TokenBatches(ids, config.block_size)
+    model = GPT(config).to(cfg.device)
+    opt = optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
+    n_params = model.num_parameters()
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * config.block_size
+    peak = gemm_peak_flops(device=cfg.device)
+    log(f"corpus {cfg.data}: {len(text):,} characters -> {len(ids):,} tokens (vocabulary {tokenizer.vocab_size})")
+    log(f"model {cfg.preset}: {n_params:,} parameters, {config.n_layer} layers, {config.n_head} heads, "
+        f"{config.n_embd} wide, context {config.block_size}; {tokens_per_step:,} tokens per step on {cfg.device}")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    history = {"step": [], "loss": [], "eval_step": [], "train": [], "val": []}
+    prompt = tokenizer.encode(text[:1]) if cfg.tokenizer == "char" else tokenizer.encode("\n")
+
+    for step in range(cfg.max_iters + 1):
+        last = step == cfg.max_iters
+        if step % cfg.eval_interval == 0 or last:
+            losses = estimate_loss(model, batches, cfg.batch_size, cfg.eval_iters, rng)
+            history["eval_step"].append(step)
+            history["train"].append(losses["train"])
+            history["val"].append(losses["val"])
+            log(f"step {step:5d} | eval: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+            save_checkpoint(out, model, opt, tokenizer, step, asdict(cfg))
+            plot_losses(history, out / "loss.png")
+        if step > 0 and (step % cfg.sample_interval == 0 or last):
+            model.eval()
+            sample = tokenizer.decode(generate(model, prompt, cfg.sample_tokens, temperature=0.8, seed=step))
+            model.train()
+            log("---- sample ----\n" + sample + "\n----------------")
+        if last:
+            break
+
+        start = time.perf_counter()
+        opt.lr = optim.cosine_lr(step, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
+        opt.zero_grad()
+        for _ in range(cfg.grad_accum):
+            x, y = batches.get_batch("train", cfg.batch_size, rng)
+            _, loss = model(x, y)
+            (loss * (1.0 / cfg.grad_accum)).backward()  # gradients add up over the micro-batches
+        norm = optim.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        if step % cfg.log_interval == 0:
+            loss_value = loss.item()  # reading the loss waits for the device: only when logging
+            seconds = time.perf_counter() - start
+            tok_s = tokens_per_step / seconds
+            mfu = flops_per_token(config, n_params) * tok_s / peak
+            history["step"].append(step)
+            history["loss"].append(loss_value)
+            log(f"step {step:5d} | loss {loss_value:.4f} | lr {opt.lr:.2e} | grad norm {float(norm):.3f} | "
+                f"{seconds * 1e3:6.1f} ms/step | {tok_s:8,.0f} tokens/s | MFU {mfu:.0%}")
+    log(f"checkpoint: {checkpoint_path(out)}   loss curve: {out / 'loss.png'}")
+    return history
