@@ -81,3 +81,34 @@ def test_batches_are_next_token_shifted():
     assert x.shape == y.shape == (4, 8) and x.dtype == np.int64
     np.testing.assert_array_equal(y, x + 1)
     assert x.max() < 900  # train windows come from the first 90%
+
+
+@pytest.mark.parametrize("top_k,temperature", [(1, 1.0), (None, 0.9)], ids=["greedy", "seeded-sampling"])
+def test_kv_cache_generation_equals_full_recompute(top_k, temperature):
+    import tinyllm
+    from tinyllm.model import GPT, GPTConfig
+    from tinyllm.sample import generate
+    tinyllm.manual_seed(3)
+    model = GPT(GPTConfig(vocab_size=13, block_size=8, n_layer=2, n_head=2, n_embd=16)).to(dtype=np.float64)
+    # 20 new tokens from 3: the context outgrows block_size 8, so the window slides too
+    kwargs = dict(max_new_tokens=20, temperature=temperature, top_k=top_k, seed=5)
+    cached = generate(model, [1, 2, 3], use_cache=True, **kwargs)
+    full = generate(model, [1, 2, 3], use_cache=False, **kwargs)
+    assert cached == full and len(cached) == 23
+
+
+def test_cached_logits_match_full_forward():
+    import tinyllm
+    from tinyllm.model import GPT, GPTConfig
+    tinyllm.manual_seed(4)
+    model = GPT(GPTConfig(vocab_size=13, block_size=8, n_layer=2, n_head=2, n_embd=16))
+    ids = np.array([[1, 5, 2, 7, 3, 3]])
+    full, _ = model(ids)
+    cache = model.new_cache()
+    model(ids[:, :4], cache=cache)                 # prefill 4 positions
+    step, _ = model(ids[:, 4:5], cache=cache)      # then one position at a time
+    last, _ = model(ids[:, 5:6], cache=cache)
+    np.testing.assert_allclose(step.numpy()[0, 0], full.numpy()[0, 4], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(last.numpy()[0, 0], full.numpy()[0, 5], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="exceeds the model's block_size"):
+        model(np.array([[1, 2, 3]]), cache=cache)  # 6 cached + 3 > 8

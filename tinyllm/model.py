@@ -18,6 +18,7 @@ import numpy as np
 from . import functional as F
 from .backend import array_module, device_of, to_device
 from .nn import GELU, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList
+from .ops import concat
 from .tensor import Tensor, no_grad
 
 
@@ -64,9 +65,12 @@ PRESETS = {
 }
 
 
-def causal_mask(T: int, xp=np):
-    """(T, T) boolean, True above the diagonal: the future positions a token may not see."""
-    return xp.triu(xp.ones((T, T), dtype=bool), k=1)
+def causal_mask(T_query: int, T_key: int, xp=np):
+    """(T_query, T_key) boolean, True where a query may not look: keys in its future.
+
+    Queries are the last ``T_query`` of the ``T_key`` positions (all of them in training;
+    only the new one when generating with a KV cache, which then sees every key)."""
+    return xp.triu(xp.ones((T_query, T_key), dtype=bool), k=1 + T_key - T_query)
 
 
 class CausalSelfAttention(Module):
@@ -82,16 +86,23 @@ class CausalSelfAttention(Module):
         self.keep_attention = False   # set True to keep the last attention weights in .attention
         self.attention = None         # (B, n_head, T, T) array when kept; nothing is stored otherwise
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cache: dict | None = None) -> Tensor:
         B, T, C = x.shape
         H, D = self.n_head, C // self.n_head
         qkv = self.c_attn(x)                                       # (B, T, C) -> (B, T, 3C)
         qkv = qkv.reshape(B, T, 3, H, D).permute(2, 0, 3, 1, 4)    # (3, B, H, T, D): one slab per head
         q, k, v = qkv[0], qkv[1], qkv[2]                           # each (B, H, T, D)
+        if cache is not None:
+            # KV cache (generation): the keys and values of earlier positions never change,
+            # so keep them and append this step's; then only the new queries need computing.
+            if "k" in cache:
+                k, v = concat([cache["k"], k], axis=2), concat([cache["v"], v], axis=2)  # (B, H, T_past+T, D)
+            cache["k"], cache["v"] = k, v
         # scores = q kᵀ / √D: how much each position attends to each other one. Scaling
         # q first is the same number and touches T·D values instead of T·T.
         scores = (q * (1.0 / math.sqrt(D))) @ k.transpose(-2, -1)  # (B, H, T, D) @ (B, H, D, T) -> (B, H, T, T)
-        scores = F.masked_fill(scores, causal_mask(T, array_module(x.data)), -np.inf)  # no peeking ahead
+        mask = causal_mask(T, k.shape[2], array_module(x.data))
+        scores = F.masked_fill(scores, mask, -np.inf)              # no peeking ahead
         att = F.softmax(scores, axis=-1)                           # each row sums to 1
         if self.keep_attention:
             self.attention = att.data
@@ -123,9 +134,9 @@ class Block(Module):
         self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.ln_1(x))   # the residual stream carries x through unchanged...
-        x = x + self.mlp(self.ln_2(x))    # ...and each sublayer adds its contribution
+    def forward(self, x: Tensor, cache: dict | None = None) -> Tensor:
+        x = x + self.attn(self.ln_1(x), cache)   # the residual stream carries x through unchanged...
+        x = x + self.mlp(self.ln_2(x))           # ...and each sublayer adds its contribution
         return x
 
 
@@ -154,16 +165,21 @@ class GPT(Module):
     def device(self) -> str:
         return self.wte.weight.device
 
-    def forward(self, ids, targets=None) -> tuple[Tensor, Tensor | None]:
+    def forward(self, ids, targets=None, cache: list[dict] | None = None) -> tuple[Tensor, Tensor | None]:
         """ids (B, T) integer token ids -> logits (B, T, vocab_size), and the mean
-        cross-entropy against ``targets`` (B, T) when given (else None)."""
+        cross-entropy against ``targets`` (B, T) when given (else None).
+
+        ``cache``, for generation: a list of one dict per layer (start with ``new_cache()``),
+        holding the keys and values of the positions already fed; ``ids`` then continue them.
+        """
         xp = array_module(self.wte.weight.data)
-        ids = self._check_ids(ids)
+        past = cache[0]["k"].shape[2] if cache and "k" in cache[0] else 0
+        ids = self._check_ids(ids, past)
         B, T = ids.shape
-        x = self.wte(ids) + self.wpe(xp.arange(T))     # (B, T, C) + (T, C) -> (B, T, C)
+        x = self.wte(ids) + self.wpe(xp.arange(past, past + T))   # (B, T, C) + (T, C) -> (B, T, C)
         x = self.drop(x)
-        for block in self.h:
-            x = block(x)
+        for i, block in enumerate(self.h):
+            x = block(x, cache[i] if cache is not None else None)
         logits = self.lm_head(self.ln_f(x))            # (B, T, C) -> (B, T, V)
         loss = None
         if targets is not None:
@@ -171,13 +187,17 @@ class GPT(Module):
             loss = F.cross_entropy(logits, targets)
         return logits, loss
 
-    def _check_ids(self, ids):
+    def new_cache(self) -> list[dict]:
+        """An empty KV cache for ``forward(..., cache=...)``: one dict per layer."""
+        return [{} for _ in self.h]
+
+    def _check_ids(self, ids, past: int = 0):
         ids = ids.data if isinstance(ids, Tensor) else ids
         ids = to_device(ids if hasattr(ids, "shape") else np.asarray(ids), self.device)
         if ids.ndim != 2 or ids.dtype.kind not in "iu":
             raise ValueError(f"GPT expects integer token ids of shape (B, T), got {ids.dtype} {ids.shape}")
-        if ids.shape[1] > self.config.block_size:
-            raise ValueError(f"sequence length {ids.shape[1]} exceeds the model's block_size "
+        if past + ids.shape[1] > self.config.block_size:
+            raise ValueError(f"sequence length {past + ids.shape[1]} exceeds the model's block_size "
                              f"{self.config.block_size}; crop the context to the last {self.config.block_size}")
         if device_of(ids) == "cpu" and ids.size and (ids.min() < 0 or ids.max() >= self.config.vocab_size):
             raise ValueError(f"token ids must be in 0..{self.config.vocab_size - 1}, "

@@ -43,15 +43,31 @@ def next_token_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | 
 @no_grad()
 def generate(model: GPT, ids: Sequence[int], max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-             on_token: Callable[[int], None] | None = None) -> list[int]:
-    """Continue ``ids`` by ``max_new_tokens`` sampled tokens; ``on_token`` sees each as it comes."""
+             on_token: Callable[[int], None] | None = None, use_cache: bool = True) -> list[int]:
+    """Continue ``ids`` by ``max_new_tokens`` sampled tokens; ``on_token`` sees each as it comes.
+
+    With ``use_cache`` each new token costs one forward pass over one position, the
+    keys and values of the earlier ones kept in a KV cache. Without it, every step
+    recomputes the whole context: simpler, slower, the same tokens.
+    """
     rng = np.random.default_rng(seed)
     ids = list(ids)
     if not ids:
         raise ValueError("generate needs at least one token of context")
+    block = model.config.block_size
+    cache, cached = None, 0  # cached: how many positions the cache holds
     for _ in range(max_new_tokens):
-        context = np.array([ids[-model.config.block_size:]])
-        logits, _ = model(context)
+        if not use_cache:
+            feed = ids[-block:]
+        elif cache is None or cached + 1 > block:
+            # Start (or, once the context is longer than block_size, restart) the cache: the
+            # window slid, so every position moved and the old keys no longer apply.
+            cache, feed = model.new_cache(), ids[-block:]
+            cached = 0
+        else:
+            feed = ids[-1:]
+        logits, _ = model(np.array([feed]), cache=cache if use_cache else None)
+        cached += len(feed)
         probs = next_token_probs(to_numpy(logits.data[0, -1]), temperature, top_k, top_p)
         token = int(rng.choice(len(probs), p=probs))
         ids.append(token)
