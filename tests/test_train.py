@@ -112,3 +112,18 @@ def test_cached_logits_match_full_forward():
     np.testing.assert_allclose(last.numpy()[0, 0], full.numpy()[0, 5], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="exceeds the model's block_size"):
         model(np.array([[1, 2, 3]]), cache=cache)  # 6 cached + 3 > 8
+
+
+def test_kill_and_resume_continues_bit_for_bit(tmp_path):
+    common = dict(max_iters=40, eval_interval=20, eval_iters=2, sample_interval=1000, log_interval=1,
+                  n_layer=1, dropout=0.1, batch_size=4)
+    straight = train(TrainConfig(out=str(tmp_path / "a"), **common), log=lambda line: None)
+
+    def kill_at_step_25(line):
+        if line.startswith("step    25"):
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):  # killed mid-run: the checkpoint of step 20 survives
+        train(TrainConfig(out=str(tmp_path / "b"), **common), log=kill_at_step_25)
+    resumed = train(TrainConfig(out=str(tmp_path / "b"), resume=True, **common), log=lambda line: None)
+    assert resumed["step"] == list(range(20, 40))
+    assert resumed["loss"] == straight["loss"][20:]  # exact equality, float for float

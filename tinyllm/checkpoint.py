@@ -2,7 +2,8 @@
 
     model/<name>          each parameter (float32 arrays)
     optim/<state>/<i>     AdamW's moment buffers
-    meta                  JSON: step, model config, tokenizer, optimizer step count and lr, training config
+    meta                  JSON: step, model config, tokenizer, optimizer step count and lr,
+                          training config and random generator states (for an exact resume)
 
 No pickle anywhere (it is loaded with ``allow_pickle=False``), and the file is
 written to a temporary name and renamed, so a crash never leaves half a checkpoint.
@@ -31,12 +32,14 @@ def checkpoint_path(path: str | os.PathLike) -> Path:
 
 
 def save_checkpoint(path, model: GPT, optimizer: Optimizer | None, tokenizer: Tokenizer, step: int,
-                    train_config: dict | None = None) -> Path:
+                    extra: dict | None = None) -> Path:
+    """Write everything to ``path`` (a ``.npz`` file, or a directory for its ``ckpt.npz``) atomically.
+    ``extra``: more JSON-ready facts for ``meta`` (the training config, random generator states)."""
     path = checkpoint_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"model/{name}": to_numpy(a) for name, a in model.state_dict().items()}
     meta = {"format": FORMAT, "step": step, "config": model.config.to_dict(),
-            "tokenizer": tokenizer.to_dict(), "train_config": train_config or {}}
+            "tokenizer": tokenizer.to_dict(), **(extra or {})}
     if optimizer is not None:
         state = optimizer.state_dict()
         meta["optimizer"] = {"steps": state["steps"], "lr": state["lr"]}

@@ -105,6 +105,9 @@ def _add_train_command(commands) -> None:
              "min_lr": "learning rate at the end of the cosine decay", "out": "directory for checkpoint and plot",
              "eval_iters": "batches per loss estimate", "sample_tokens": "length of the samples shown"}
     for f in fields(TrainConfig):
+        if f.type == "bool":
+            train.add_argument("--" + f.name, action="store_true", help="continue from OUT/ckpt.npz, exactly")
+            continue
         kind = int if f.type in ("int", "int | None") else float if f.type == "float" else str
         train.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default,
                            help=helps.get(f.name, f.name.replace("_", " ")))

@@ -15,8 +15,8 @@ from typing import Callable
 import numpy as np
 
 from . import optim
-from .backend import manual_seed, xp_for
-from .checkpoint import checkpoint_path, save_checkpoint
+from .backend import manual_seed, rng as backend_rng, xp_for
+from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from .data import TokenBatches, encode_corpus, load_corpus, make_tokenizer
 from .model import GPT, GPTConfig
 from .sample import generate
@@ -52,6 +52,7 @@ class TrainConfig:
     sample_tokens: int = 120
     seed: int = 1337
     out: str = "out"
+    resume: bool = False           # continue from OUT/ckpt.npz, exactly where it left off
 
     def model_config(self, vocab_size: int) -> GPTConfig:
         overrides = {k: v for k in ("n_layer", "n_head", "n_embd", "block_size") if (v := getattr(self, k))}
@@ -105,14 +106,24 @@ def plot_losses(history: dict[str, list], path: Path) -> None:
 def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     """Run training as ``cfg`` says; returns the loss history. Checkpoints go to ``cfg.out``."""
     manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)  # batches and loss estimates; dropout uses backend.rng
     text = load_corpus(cfg.data)
-    tokenizer = make_tokenizer(cfg.tokenizer, text, cfg.vocab_size, verbose=True)
+    start = 0
+    if cfg.resume:
+        ckpt = load_checkpoint(cfg.out, device=cfg.device)
+        model, tokenizer, start = ckpt["model"], ckpt["tokenizer"], ckpt["step"]
+        rng.bit_generator.state = ckpt["meta"]["rng"]["batches"]
+        backend_rng(np).bit_generator.state = ckpt["meta"]["rng"]["dropout"]
+        log(f"resuming from {checkpoint_path(cfg.out)} at step {start}")
+    else:
+        tokenizer = make_tokenizer(cfg.tokenizer, text, cfg.vocab_size, verbose=True)
+        model = GPT(cfg.model_config(tokenizer.vocab_size)).to(cfg.device)
+    config = model.config
     ids = encode_corpus(text, tokenizer)
-    config = cfg.model_config(tokenizer.vocab_size)
     batches = TokenBatches(ids, config.block_size)
-    model = GPT(config).to(cfg.device)
     opt = optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
+    if cfg.resume:
+        opt.load_state_dict(ckpt["optimizer_state"])
     n_params = model.num_parameters()
     tokens_per_step = cfg.batch_size * cfg.grad_accum * config.block_size
     peak = gemm_peak_flops(device=cfg.device)
@@ -124,17 +135,19 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     history = {"step": [], "loss": [], "eval_step": [], "train": [], "val": []}
     prompt = tokenizer.encode(text[:1]) if cfg.tokenizer == "char" else tokenizer.encode("\n")
 
-    for step in range(cfg.max_iters + 1):
+    for step in range(start, cfg.max_iters + 1):
         last = step == cfg.max_iters
-        if step % cfg.eval_interval == 0 or last:
+        # (a resumed run skips the evaluation its checkpoint was written after: it drew random batches)
+        if (step % cfg.eval_interval == 0 or last) and not (cfg.resume and step == start):
             losses = estimate_loss(model, batches, cfg.batch_size, cfg.eval_iters, rng)
             history["eval_step"].append(step)
             history["train"].append(losses["train"])
             history["val"].append(losses["val"])
             log(f"step {step:5d} | eval: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-            save_checkpoint(out, model, opt, tokenizer, step, asdict(cfg))
+            random_states = {"batches": rng.bit_generator.state, "dropout": backend_rng(np).bit_generator.state}
+            save_checkpoint(out, model, opt, tokenizer, step, {"train_config": asdict(cfg), "rng": random_states})
             plot_losses(history, out / "loss.png")
-        if step > 0 and (step % cfg.sample_interval == 0 or last):
+        if step > start and (step % cfg.sample_interval == 0 or last):
             model.eval()
             sample = tokenizer.decode(generate(model, prompt, cfg.sample_tokens, temperature=0.8, seed=step))
             model.train()
