@@ -1,5 +1,4 @@
 """Optimizers, clipping and the learning-rate schedule against hand-computed steps."""
-import math
 
 import numpy as np
 import pytest
@@ -61,6 +60,14 @@ def test_optimizer_state_dict_round_trip():
     np.testing.assert_array_equal(p1.numpy(), p2.numpy())
     with pytest.raises(ValueError, match="does not match"):
         optim.AdamW([p1, p2]).load_state_dict(opt1.state_dict())
+
+
+def test_loading_a_state_saved_before_any_step():
+    p = with_grad([1.0, 2.0], [0.1, 0.2])
+    opt = optim.AdamW([p], lr=0.1)
+    opt.load_state_dict({"steps": 0, "lr": 0.1, "state": {}})  # a checkpoint written at step 0
+    opt.step()
+    np.testing.assert_allclose(p.numpy(), [0.9, 1.9], rtol=1e-5)
 
 
 def test_clip_grad_norm():

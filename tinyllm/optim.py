@@ -55,9 +55,10 @@ class Optimizer:
                     raise ValueError(f"optimizer state {name}[{i}] has shape {tuple(buf.shape)}, "
                                      f"its parameter {p.shape}")
         self.steps, self.lr = int(state["steps"]), float(state["lr"])
-        self.state = {name: [None if b is None else to_device(b, p.device).astype(p.dtype, copy=True)
-                             for p, b in zip(self.params, buffers)]
-                      for name, buffers in state["state"].items()}
+        self.state = {name: [None] * len(self.params) for name in self.state_names}  # buffers not saved: zeros
+        for name, buffers in state["state"].items():
+            self.state[name] = [None if b is None else to_device(b, p.device).astype(p.dtype, copy=True)
+                                for p, b in zip(self.params, buffers)]
 
 
 class SGD(Optimizer):

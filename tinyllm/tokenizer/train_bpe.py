@@ -148,7 +148,7 @@ class MergeProgress:
 
     def finish(self, done: int) -> None:
         seconds = time.perf_counter() - self.start
-        early = f"; stopped early, every pre-token is already one token" if done < self.total else ""
+        early = "; stopped early, every pre-token is already one token" if done < self.total else ""
         print(f"learned {done} merges in {seconds:.1f} s ({done / max(seconds, 1e-9):.0f} merges/s){early}",
               file=self.stream, flush=True)
 
