@@ -127,3 +127,22 @@ def test_kill_and_resume_continues_bit_for_bit(tmp_path):
     resumed = train(TrainConfig(out=str(tmp_path / "b"), resume=True, **common), log=lambda line: None)
     assert resumed["step"] == list(range(20, 40))
     assert resumed["loss"] == straight["loss"][20:]  # exact equality, float for float
+
+
+def test_a_failed_save_leaves_the_last_checkpoint_whole(tmp_path, monkeypatch):
+    import tinyllm
+    from tinyllm.checkpoint import save_checkpoint
+    from tinyllm.model import GPT, GPTConfig
+    from tinyllm.tokenizer import CharTokenizer
+    tinyllm.manual_seed(0)
+    model, tok = GPT(GPTConfig(vocab_size=3, block_size=4, n_layer=1, n_head=1, n_embd=4)), CharTokenizer("abc")
+    save_checkpoint(tmp_path, model, None, tok, step=7)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C in the middle of writing
+    monkeypatch.setattr(np, "savez", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, model, None, tok, step=8)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path)["step"] == 7
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.npz"]  # no temporary file left behind

@@ -90,6 +90,7 @@ def scatter_add(target, index, values) -> None:
     """
     array_module(target).add.at(target, index, values)  # NumPy and CuPy spell it the same
 
+
 # ---------------------------------------------------------------------------
 # Random numbers: one generator per array module, seeded by ``manual_seed``
 # (as ``torch.manual_seed``), so dropout and initialisation are repeatable.

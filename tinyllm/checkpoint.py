@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import to_numpy
+from .files import write_atomically
 from .model import GPT, GPTConfig
 from .optim import Optimizer
 from .tokenizer import TOKENIZER_TYPES, Tokenizer
@@ -36,7 +37,6 @@ def save_checkpoint(path, model: GPT, optimizer: Optimizer | None, tokenizer: To
     """Write everything to ``path`` (a ``.npz`` file, or a directory for its ``ckpt.npz``) atomically.
     ``extra``: more JSON-ready facts for ``meta`` (the training config, random generator states)."""
     path = checkpoint_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"model/{name}": to_numpy(a) for name, a in model.state_dict().items()}
     meta = {"format": FORMAT, "step": step, "config": model.config.to_dict(),
             "tokenizer": tokenizer.to_dict(), **(extra or {})}
@@ -46,11 +46,7 @@ def save_checkpoint(path, model: GPT, optimizer: Optimizer | None, tokenizer: To
         for name, buffers in state["state"].items():
             arrays.update({f"optim/{name}/{i}": to_numpy(b) for i, b in enumerate(buffers) if b is not None})
     arrays["meta"] = np.array(json.dumps(meta))
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
-    return path
+    return write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
 def load_checkpoint(path, device: str = "cpu") -> dict:

@@ -31,7 +31,7 @@ def _add_tokenizer_commands(commands) -> None:
                               description="Train a byte-level BPE tokenizer, or look at how one cuts text.")
     sub = tok.add_subparsers(dest="tokenizer_command", metavar="ACTION", required=True)
     train = sub.add_parser("train", help="learn BPE merges from a text file (progress on stderr)")
-    train.add_argument("--data", required=True, help="UTF-8 text file to learn from")
+    train.add_argument("--data", required=True, help="UTF-8 text file to learn from, or 'pydoc'")
     train.add_argument("--vocab-size", type=int, required=True,
                        help="final vocabulary size: 256 bytes + merges + special tokens")
     train.add_argument("--out", required=True, help="where to write the tokenizer JSON file")
@@ -52,10 +52,9 @@ def _add_tokenizer_commands(commands) -> None:
 
 
 def _tokenizer_train(args: argparse.Namespace) -> int:
+    from .data import load_corpus
     from .tokenizer import ByteLevelBPE
-    with open(args.data, encoding="utf-8") as f:
-        text = f.read()
-    tok = ByteLevelBPE.train(text, args.vocab_size, special_tokens=args.special, verbose=not args.quiet)
+    tok = ByteLevelBPE.train(load_corpus(args.data), args.vocab_size, special_tokens=args.special, verbose=not args.quiet)
     tok.save(args.out)
     print(f"wrote {args.out}: {len(tok.merges)} merges, vocabulary of {tok.vocab_size}")
     return 0

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from pathlib import Path
+
+from ..files import write_atomically
 
 
 class Tokenizer:
@@ -35,16 +35,8 @@ class Tokenizer:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the tokenizer as one JSON file, atomically (a reader never sees half a file)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, ensure_ascii=False, indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        text = json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
+        write_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Tokenizer":
