@@ -32,6 +32,12 @@ def device(request):
     return request.param
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Downloads and encoded corpora go to a temporary cache, never the user's ~/.cache."""
+    monkeypatch.setenv("TINYLLM_CACHE", str(tmp_path_factory.mktemp("tinyllm-cache")))
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

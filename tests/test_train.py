@@ -146,3 +146,55 @@ def test_a_failed_save_leaves_the_last_checkpoint_whole(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert load_checkpoint(tmp_path)["step"] == 7
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.npz"]  # no temporary file left behind
+
+
+def test_predict_lists_the_likeliest_next_tokens(trained_run, capsys):
+    from tinyllm.sample import top_next_tokens
+    out, _ = trained_run
+    ckpt = load_checkpoint(out)
+    top = top_next_tokens(ckpt["model"], ckpt["tokenizer"].encode("The for statemen"), k=5)
+    probs = [p for _, p in top]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    assert main(["predict", "--ckpt", str(out), "--top-k", "5", "The for statemen"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "after 'The for statemen' the model expects:" and len(lines) == 6
+    assert repr(ckpt["tokenizer"].decode([top[0][0]])) in lines[1] and f"{probs[0]:.1%}" in lines[1]
+
+
+def test_resuming_another_architecture_is_refused(trained_run, capsys):
+    out, _ = trained_run
+    assert main(["train", "--out", str(out), "--resume", "--n-layer", "3", "--max-iters", "130"]) == 2
+    err = capsys.readouterr().err
+    assert "holds another architecture (n_layer 2 in the checkpoint but 3 asked for)" in err
+
+
+def test_unknown_prompt_character_and_missing_cupy_are_one_line(trained_run, capsys):
+    out, _ = trained_run
+    assert main(["sample", "--ckpt", str(out), "--prompt", "snow ☃"]) == 2
+    assert "'☃' (U+2603) is not in this tokenizer's vocabulary" in capsys.readouterr().err
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        assert main(["sample", "--ckpt", str(out), "--device", "cuda"]) == 2
+        assert "CuPy" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_training_leaves_a_loadable_checkpoint(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    cmd = [sys.executable, "-u", "-m", "tinyllm.cli", "train", "--max-iters", "100000", "--eval-interval", "3",
+           "--eval-iters", "1", "--log-interval", "1", "--sample-interval", "100000", "--n-layer", "1",
+           "--batch-size", "2", "--out", str(tmp_path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    evals = 0
+    for line in proc.stdout:  # interrupt after a few checkpoints, somewhere in the middle of the work
+        evals += "| eval:" in line
+        if evals == 3:
+            proc.send_signal(signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted; the last checkpoint" in err
+    assert load_checkpoint(tmp_path)["step"] in (3, 6, 9)  # the one being written may be lost, never the one before
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []

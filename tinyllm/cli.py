@@ -3,6 +3,7 @@
     tinyllm --help
     tinyllm train                      # a small GPT on pydoc, a few minutes on 2 cores
     tinyllm sample --prompt "The for statement"
+    tinyllm predict "The for statement"  # the likeliest next tokens, as a table
     tinyllm tokenizer train --data FILE --vocab-size 512 --out tok.json
     tinyllm tokenizer encode --tokenizer tok.json "Hello world"
     tinyllm tokenizer decode --tokenizer tok.json 15496 995
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train_command(commands)
     _add_sample_command(commands)
+    _add_predict_command(commands)
     _add_tokenizer_commands(commands)
     return parser
 
@@ -95,7 +97,8 @@ def _add_train_command(commands) -> None:
                     "estimates train/val loss, writes OUT/ckpt.npz and OUT/loss.png; samples every "
                     "--sample-interval steps.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    helps = {"data": "'pydoc' (ships with Python) or a UTF-8 text file",
+    helps = {"data": "'pydoc' (ships with Python), a UTF-8 text file, or an http(s) URL (downloaded once)",
+             "data_sha256": "expected sha256 of a downloaded corpus (checked before use)",
              "tokenizer": "'char', 'bpe' (trained on the corpus) or a tokenizer JSON file",
              "vocab_size": "vocabulary size of a new BPE tokenizer",
              "preset": "model shape: baby, char-small, gpt2, gpt2-medium, gpt2-large, gpt2-xl",
@@ -150,6 +153,28 @@ def _sample(args: argparse.Namespace) -> int:
     generate(model, prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed,
              on_token=lambda t: print(tok.decode([t]), end="", flush=True))
     print()
+    return 0
+
+
+def _add_predict_command(commands) -> None:
+    predict = commands.add_parser("predict", help="show the likeliest next tokens after a prompt, with probabilities",
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    predict.add_argument("prompt", help="text whose next token the model predicts")
+    predict.add_argument("--ckpt", default="out", help="checkpoint file, or the directory holding ckpt.npz")
+    predict.add_argument("--top-k", type=int, default=10, help="how many tokens to list")
+    predict.add_argument("--device", default="cpu")
+    predict.set_defaults(run=_predict)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .sample import top_next_tokens
+    ckpt = load_checkpoint(args.ckpt, device=args.device)
+    model, tok = ckpt["model"].eval(), ckpt["tokenizer"]
+    print(f"after {args.prompt!r} the model expects:")
+    for token, prob in top_next_tokens(model, tok.encode(args.prompt), args.top_k):
+        bar = "#" * round(prob * 40)
+        print(f"  {tok.decode([token])!r:>14}  {prob:6.1%}  {bar}")
     return 0
 
 

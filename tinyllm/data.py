@@ -1,30 +1,93 @@
 """Text in, batches of token ids out.
 
-    corpus (a name or a file) -> text -> tokenizer -> one long array of ids
+    corpus (a name, a file or a URL) -> text -> tokenizer -> one long array of ids
     -> 90% train / 10% validation -> random (B, T+1) windows -> inputs x and targets y
 
 The target at position t is simply the token at t + 1: a GPT learns to predict
 the next token everywhere in the window at once.
+
+Two things are kept in a cache directory ($TINYLLM_CACHE, else ~/.cache/tinyllm)
+so they happen once: downloaded corpora, and each corpus encoded by each tokenizer.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 
+from .files import write_atomically
 from .tokenizer import ByteLevelBPE, CharTokenizer, Tokenizer, load_tokenizer
 
 
-def load_corpus(name_or_path: str) -> str:
+def cache_dir() -> Path:
+    """Where downloads and encoded corpora are kept: ``$TINYLLM_CACHE``, else ``~/.cache/tinyllm``."""
+    return Path(os.environ.get("TINYLLM_CACHE") or Path.home() / ".cache" / "tinyllm")
+
+
+def _sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(url: str, sha256: str | None = None, log=print) -> Path:
+    """Fetch ``url`` once into the cache and return the local path.
+
+    The file is streamed to a temporary name with a progress line, checked against
+    the server's Content-Length and, when given, ``sha256``, and only then renamed
+    into place: a failed or interrupted download leaves nothing behind.
+    """
+    name = Path(urllib.request.url2pathname(url.split("?")[0])).name or "download"
+    path = cache_dir() / "downloads" / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{name}"
+    if path.is_file():
+        if sha256 and _sha256_of_file(path) != sha256.lower():
+            raise ValueError(f"the cached copy of {url} at {path} does not have sha256 {sha256}; "
+                             f"delete it to download again")
+        return path
+
+    def fetch(f) -> None:
+        digest, size = hashlib.sha256(), 0
+        with urllib.request.urlopen(url, timeout=30) as response:
+            total = int(response.headers.get("Content-Length") or 0)
+            for chunk in iter(lambda: response.read(1 << 16), b""):
+                f.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                done = f" of {total / 1e6:.2f} MB ({size / total:.0%})" if total else " MB"
+                print(f"\rdownloading {url}: {size / 1e6:.2f}{done}", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        if total and size != total:
+            raise ValueError(f"download of {url} stopped after {size:,} of {total:,} bytes")
+        if sha256 and digest.hexdigest() != sha256.lower():
+            raise ValueError(f"{url} has sha256 {digest.hexdigest()}, expected {sha256}")
+        log(f"downloaded {url}: {size:,} bytes, sha256 {digest.hexdigest()}")
+
+    try:
+        return write_atomically(path, fetch)
+    except (urllib.error.URLError, TimeoutError) as e:
+        raise RuntimeError(f"could not download {url}: {getattr(e, 'reason', e)}") from None
+
+
+def load_corpus(name_or_path: str, sha256: str | None = None) -> str:
     """``"pydoc"``: the English reference text inside every CPython (``pydoc_data.topics``);
+    an ``http(s)://`` URL: downloaded once into the cache (checked against ``sha256`` if given);
     anything else: a UTF-8 text file."""
     if name_or_path == "pydoc":
         from pydoc_data.topics import topics
         text = "\n\n".join(topics[key] for key in sorted(topics))
     else:
-        path = Path(name_or_path)
+        is_url = name_or_path.startswith(("http://", "https://"))
+        path = download(name_or_path, sha256) if is_url else Path(name_or_path)
         if not path.is_file():
-            raise FileNotFoundError(f"no corpus file at {path} (use a text file, or 'pydoc')")
+            raise FileNotFoundError(f"no corpus file at {path} (use a text file, a URL or 'pydoc')")
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as e:
@@ -44,10 +107,26 @@ def make_tokenizer(kind: str, text: str, vocab_size: int = 512, verbose: bool = 
     return load_tokenizer(kind)
 
 
-def encode_corpus(text: str, tokenizer: Tokenizer) -> np.ndarray:
-    """All of ``text`` as one array of ids: uint16 when every id fits (half the memory), else uint32."""
-    dtype = np.uint16 if tokenizer.vocab_size <= 2 ** 16 else np.uint32
-    return np.array(tokenizer.encode(text), dtype=dtype)
+def encode_corpus(text: str, tokenizer: Tokenizer, dtype=None, cache: bool = False) -> np.ndarray:
+    """All of ``text`` as one array of ids: uint16 when every id fits (half the memory), else uint32.
+
+    With ``cache`` the array is saved as ``.npy`` under ``cache_dir()/tokens``, keyed by a
+    hash of the text and the tokenizer, and read back instead of encoding again next time.
+    """
+    dtype = np.dtype(dtype or (np.uint16 if tokenizer.vocab_size <= 2 ** 16 else np.uint32))
+    if tokenizer.vocab_size - 1 > np.iinfo(dtype).max:
+        raise ValueError(f"a vocabulary of {tokenizer.vocab_size:,} tokens does not fit {dtype.name} "
+                         f"(largest id {np.iinfo(dtype).max:,}): use uint32")
+    if not cache:
+        return np.array(tokenizer.encode(text), dtype=dtype)
+    key = hashlib.sha256(json.dumps(tokenizer.to_dict(), sort_keys=True).encode() + b"\0" + text.encode())
+    path = cache_dir() / "tokens" / f"{key.hexdigest()[:24]}-{dtype.name}.npy"
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):  # not there yet, or damaged: encode (again)
+        ids = encode_corpus(text, tokenizer, dtype)
+        write_atomically(path, lambda f: np.save(f, ids))
+        return ids
 
 
 class TokenBatches:

@@ -41,6 +41,17 @@ def next_token_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | 
 
 
 @no_grad()
+def top_next_tokens(model: GPT, ids: Sequence[int], k: int = 10) -> list[tuple[int, float]]:
+    """The ``k`` likeliest next tokens after ``ids`` and their probabilities, likeliest first."""
+    if not ids:
+        raise ValueError("a prediction needs at least one token of context")
+    logits, _ = model(np.array([ids[-model.config.block_size:]]))
+    probs = next_token_probs(to_numpy(logits.data[0, -1]))
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [(int(i), float(probs[i])) for i in order]
+
+
+@no_grad()
 def generate(model: GPT, ids: Sequence[int], max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
              on_token: Callable[[int], None] | None = None, use_cache: bool = True) -> list[int]:

@@ -26,7 +26,8 @@ from .tensor import no_grad
 @dataclass
 class TrainConfig:
     """Every knob of a run. The defaults train a small char-level GPT on ``pydoc`` in minutes on 2 cores."""
-    data: str = "pydoc"            # "pydoc" or a text file
+    data: str = "pydoc"            # "pydoc", a text file or an http(s) URL
+    data_sha256: str | None = None # expected sha256 of a downloaded corpus
     tokenizer: str = "char"        # "char", "bpe" or a tokenizer JSON file
     vocab_size: int = 512          # for a new BPE tokenizer
     preset: str = "baby"           # model shape (see GPTConfig.from_preset)
@@ -103,15 +104,23 @@ def plot_losses(history: dict[str, list], path: Path) -> None:
     plt.close(fig)
 
 
+def _check_same_architecture(saved: GPTConfig, asked: GPTConfig, out: str) -> None:
+    differ = {k: (v, asked.to_dict()[k]) for k, v in saved.to_dict().items() if asked.to_dict()[k] != v}
+    if differ:
+        what = ", ".join(f"{k} {a} in the checkpoint but {b} asked for" for k, (a, b) in differ.items())
+        raise ValueError(f"cannot resume from {checkpoint_path(out)}: it holds another architecture ({what})")
+
+
 def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     """Run training as ``cfg`` says; returns the loss history. Checkpoints go to ``cfg.out``."""
     manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)  # batches and loss estimates; dropout uses backend.rng
-    text = load_corpus(cfg.data)
+    text = load_corpus(cfg.data, cfg.data_sha256)
     start = 0
     if cfg.resume:
         ckpt = load_checkpoint(cfg.out, device=cfg.device)
         model, tokenizer, start = ckpt["model"], ckpt["tokenizer"], ckpt["step"]
+        _check_same_architecture(model.config, cfg.model_config(tokenizer.vocab_size), cfg.out)
         rng.bit_generator.state = ckpt["meta"]["rng"]["batches"]
         backend_rng(np).bit_generator.state = ckpt["meta"]["rng"]["dropout"]
         log(f"resuming from {checkpoint_path(cfg.out)} at step {start}")
@@ -119,7 +128,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
         tokenizer = make_tokenizer(cfg.tokenizer, text, cfg.vocab_size, verbose=True)
         model = GPT(cfg.model_config(tokenizer.vocab_size)).to(cfg.device)
     config = model.config
-    ids = encode_corpus(text, tokenizer)
+    ids = encode_corpus(text, tokenizer, cache=True)
     batches = TokenBatches(ids, config.block_size)
     opt = optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
     if cfg.resume:

@@ -1,0 +1,87 @@
+"""The data pipeline: corpora from a URL (served here on 127.0.0.1), the encoded-corpus cache, id dtypes."""
+import hashlib
+import http.server
+import threading
+
+import numpy as np
+import pytest
+
+from tinyllm.data import cache_dir, encode_corpus, load_corpus
+from tinyllm.tokenizer import CharTokenizer
+
+TEXT = "To be, or not to be: that is the question.\n" * 200
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    requests = []
+
+    def do_GET(self):
+        _Handler.requests.append(self.path)
+        body = TEXT.encode()
+        if self.path == "/missing.txt":
+            self.send_error(404)
+            return
+        self.send_response(200)
+        # /short.txt promises more bytes than it sends, as a dropped connection would
+        self.send_header("Content-Length", str(len(body) + (100 if self.path == "/short.txt" else 0)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    _Handler.requests.clear()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_url_is_downloaded_once_and_checked(server, capsys):
+    sha = hashlib.sha256(TEXT.encode()).hexdigest()
+    assert load_corpus(f"{server}/hamlet.txt", sha256=sha) == TEXT
+    assert "downloading" in capsys.readouterr().err  # the progress line
+    assert load_corpus(f"{server}/hamlet.txt", sha256=sha) == TEXT
+    assert _Handler.requests == ["/hamlet.txt"]  # the second time came from the cache
+    with pytest.raises(ValueError, match="does not have sha256"):
+        load_corpus(f"{server}/hamlet.txt", sha256="0" * 64)
+
+
+def test_a_bad_download_leaves_nothing_behind(server):
+    with pytest.raises(ValueError, match="has sha256 .*, expected 0000"):
+        load_corpus(f"{server}/other.txt", sha256="0" * 64)
+    with pytest.raises(ValueError, match="stopped after"):
+        load_corpus(f"{server}/short.txt")
+    with pytest.raises(RuntimeError, match="could not download .*missing.txt"):
+        load_corpus(f"{server}/missing.txt")
+    assert list((cache_dir() / "downloads").glob("*")) == []
+
+
+def test_encoded_corpus_is_cached_as_npy():
+    tok = CharTokenizer.train(TEXT)
+    ids = encode_corpus(TEXT, tok, cache=True)
+    files = list((cache_dir() / "tokens").glob("*.npy"))
+    assert len(files) == 1 and ids.dtype == np.uint16
+    np.testing.assert_array_equal(np.load(files[0]), ids)
+    np.save(files[0], ids[:10])           # whatever the file holds is what comes back ...
+    assert len(encode_corpus(TEXT, tok, cache=True)) == 10
+    files[0].write_bytes(b"garbage")      # ... and a damaged file is encoded again
+    np.testing.assert_array_equal(encode_corpus(TEXT, tok, cache=True), ids)
+    other = CharTokenizer.train(TEXT + "#")  # another tokenizer, another cache entry
+    encode_corpus(TEXT, other, cache=True)
+    assert len(list((cache_dir() / "tokens").glob("*.npy"))) == 2
+
+
+def test_id_dtype_follows_the_vocabulary():
+    small = CharTokenizer("ab")
+    assert encode_corpus("abba", small).dtype == np.uint16
+    wide = CharTokenizer("".join(chr(i) for i in range(0x100, 0x100 + 70_000) if not 0xD800 <= i < 0xE000))
+    assert wide.vocab_size > 65_536
+    assert encode_corpus("\u0100\u0101", wide).dtype == np.uint32
+    with pytest.raises(ValueError, match="does not fit uint16"):
+        encode_corpus("\u0100", wide, dtype=np.uint16)
