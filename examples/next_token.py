@@ -1,0 +1,35 @@
+"""A language model is a next-token predictor: look at the probabilities themselves.
+
+    tinyllm train                       # once: a checkpoint in out/
+    python examples/next_token.py       # then the tables
+
+For a prompt growing one character at a time the script prints the model's
+likeliest next tokens with their probabilities. Watch the distribution sharpen
+as the context pins down the word: after "The for statem" almost all the mass
+sits on "e".
+"""
+import argparse
+
+from tinyllm.checkpoint import load_checkpoint
+from tinyllm.sample import top_next_tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("prompt", nargs="?", default="The for statem")
+    parser.add_argument("--ckpt", default="out", help="checkpoint file or directory (from tinyllm train)")
+    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=4, help="how many shorter prompts to show first")
+    args = parser.parse_args()
+
+    ckpt = load_checkpoint(args.ckpt)
+    model, tok = ckpt["model"].eval(), ckpt["tokenizer"]
+    for end in range(max(1, len(args.prompt) - args.steps), len(args.prompt) + 1):
+        prompt = args.prompt[:end]
+        print(f"\nafter {prompt!r}:")
+        for token, prob in top_next_tokens(model, tok.encode(prompt), args.top_k):
+            print(f"  {tok.decode([token])!r:>10} {prob:6.1%}  " + "#" * round(prob * 50))
+
+
+if __name__ == "__main__":
+    main()
