@@ -7,12 +7,20 @@ tokens/s, model FLOP/s and its share of this machine's float32 GEMM peak
 PyTorch eager with the same weights and the ratio tinyllm / PyTorch.
 
     python bench/train_step.py [--steps 10] [--presets baby,char-small] [--no-torch]
+    python bench/train_step.py --profile [--presets baby]
+
+--profile instead prints where tinyllm's step spends its time, op by op,
+forward and backward, measured with cProfile (which adds a little overhead).
 """
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
+import subprocess
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +36,22 @@ from tinyllm.train import flops_per_token, gemm_peak_flops  # noqa: E402
 BATCH = {"baby": 12, "char-small": 8}
 
 
-def median_step_time(step, steps: int) -> float:
-    step()  # warm-up
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+def median_step_times(steps: list, repeats: int, rounds: int = 2) -> list[float]:
+    """Seconds per call of each callable: the median of ``repeats`` calls in a row, best of
+    ``rounds`` rounds that take the callables in turn. (Calls are not interleaved one by one:
+    PyTorch's and OpenBLAS's worker threads keep spinning for a while after their work and
+    would slow each other down.)"""
+    best = [float("inf")] * len(steps)
+    for _ in range(rounds):
+        for i, step in enumerate(steps):
+            step()  # warm-up
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - start)
+            best[i] = min(best[i], float(np.median(times)))
+    return best
 
 
 def make_steps(loss_fn, opt, clip):
@@ -70,12 +86,91 @@ def torch_steps(config, ids, state):
     return make_steps(lambda: model(x, y)[1], opt, lambda: torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
 
 
+def peak_rss_mb(impl: str, preset: str, steps: int = 5) -> float:
+    """Peak resident memory of a fresh process that builds the model and runs ``steps`` full
+    training steps with ``impl`` (imports included: that is what a training run costs)."""
+    # VmHWM ("high water mark") in /proc is this process's own peak; getrusage's ru_maxrss
+    # would also count the parent's memory at fork time.
+    code = (f"import sys; sys.argv = ['', '--child', '{impl}', '--presets', '{preset}', '--steps', '{steps}']; "
+            f"sys.path.insert(0, {str(ROOT)!r}); from bench.train_step import main; main(); "
+            "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return int(out.split()[-1]) / 1024  # kB -> MB
+
+
+def qualified_names() -> dict[tuple[str, int], str]:
+    """(file, first line) -> qualified name (e.g. ``linear.<locals>.backward``) of every tinyllm function."""
+    import importlib
+    import pkgutil
+    names = {}
+
+    def walk(code):
+        names[(code.co_filename, code.co_firstlineno)] = code.co_qualname
+        for const in code.co_consts:
+            if hasattr(const, "co_qualname"):
+                walk(const)
+    for info in pkgutil.walk_packages(tinyllm.__path__, "tinyllm."):
+        module = importlib.import_module(info.name)
+        source = Path(module.__file__).read_text()
+        walk(compile(source, module.__file__, "exec"))
+    return names
+
+
+def profile(full, steps: int, gemm_seconds: float) -> None:
+    """Print ms per step for each op's forward and backward, the optimizer and the engine."""
+    full()
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(steps):
+        full()
+    prof.disable()
+    names = qualified_names()
+    stats = pstats.Stats(prof).stats  # (file, line, name) -> (calls, _, own time, cumulative time, callers)
+    total = max(cum for (file, _, name), (_, _, _, cum, _) in stats.items() if name == "full")
+    ms = defaultdict(lambda: [0.0, 0.0])
+    for (file, line, _), (_, _, own, cum, _) in stats.items():
+        qual = names.get((file, line))
+        if qual is None or not file.startswith(str(ROOT / "tinyllm")):
+            continue
+        module = Path(file).parent.name + "/" + Path(file).name if "ops" in file else Path(file).name
+        if module in ("ops/elementwise.py", "ops/reduce.py", "ops/shape.py", "ops/matmul.py", "functional.py"):
+            op, _, inner = qual.partition(".<locals>.")
+            if "." not in op and not op.startswith("_"):  # helpers are inside their op's time
+                ms[op][1 if inner else 0] += cum  # the op itself, or its backward closure
+        elif qual in ("AdamW.step", "clip_grad_norm_"):
+            ms[qual][0] += cum
+        elif qual in ("Tensor.backward", "Tensor._accumulate_grad", "Tensor._topological_order"):
+            ms["(autograd engine, own time)"][1] += own
+    rows = [[op, f * 1e3 / steps, b * 1e3 / steps, f"{(f + b) / total:.0%}"]
+            for op, (f, b) in sorted(ms.items(), key=lambda kv: -sum(kv[1]))]
+    counted = sum(f + b for f, b in ms.values())
+    rows.append(["(everything else: modules, Python)", (total - counted) * 1e3 / steps, 0.0,
+                 f"{(total - counted) / total:.0%}"])
+    print_table(["op", "forward ms/step", "backward ms/step", "share"], rows)
+    print(f"step {total * 1e3 / steps:.1f} ms under the profiler; its GEMMs at this machine's peak would "
+          f"take {gemm_seconds * 1e3:.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement (median)")
     parser.add_argument("--presets", default="baby,char-small")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
+    parser.add_argument("--profile", action="store_true", help="time tinyllm's step op by op instead")
+    parser.add_argument("--child", choices=["tinyllm", "pytorch"], help=argparse.SUPPRESS)  # for peak_rss_mb
     args = parser.parse_args()
+    if args.child:  # just run the steps, in this (fresh) process
+        config = GPTConfig.from_preset(args.presets, dropout=0.0)
+        ids = np.random.default_rng(0).integers(0, config.vocab_size, (BATCH[args.presets], config.block_size + 1))
+        model, _, full = tinyllm_steps(config, ids)
+        if args.child == "pytorch":
+            full = torch_steps(config, ids, model.state_dict())[1]
+            del model
+            import gc
+            gc.collect()
+        for _ in range(args.steps):
+            full()
+        return
     try:
         import torch  # noqa: F401
         have_torch = not args.no_torch
@@ -92,21 +187,29 @@ def main() -> None:
         model, fwd_bwd, full = tinyllm_steps(config, ids)
         n_params = model.num_parameters()
         fpt = flops_per_token(config, n_params)
+        if args.profile:
+            print(f"\n{preset} (B={B}, T={T}):")
+            profile(full, args.steps, fpt * B * T / peak)
+            continue
         impls = [("tinyllm", fwd_bwd, full)]
         if have_torch:
             impls.append(("pytorch", *torch_steps(config, ids, model.state_dict())))
-        results = {}
-        for name, fb, step in impls:
-            results[name] = (median_step_time(fb, args.steps), median_step_time(step, args.steps))
+        fwd_bwd_times = median_step_times([fb for _, fb, _ in impls], args.steps)
+        step_times = median_step_times([step for _, _, step in impls], args.steps)
+        results = {name: times for (name, _, _), *times in zip(impls, fwd_bwd_times, step_times)}
         for name, (t_fb, t_step) in results.items():
             tok_s = B * T / t_step
             ratio = f"{results['pytorch'][1] / t_step:.2f}" if "pytorch" in results else "-"
             rows.append([f"{preset} (B={B}, T={T}, {n_params / 1e6:.2f}M)", name, t_fb * 1e3, t_step * 1e3,
-                         f"{tok_s:,.0f}", f"{fpt * tok_s / 1e9:.1f}", f"{fpt * tok_s / peak:.0%}", ratio])
+                         f"{tok_s:,.0f}", f"{fpt * tok_s / 1e9:.1f}", f"{fpt * tok_s / peak:.0%}", ratio,
+                         f"{peak_rss_mb(name, preset):.0f}"])
+    if args.profile:
+        return
     print("ms are medians; the full step is forward + backward + clip + AdamW; "
-          "ratio = tinyllm tokens/s / PyTorch tokens/s")
+          "ratio = tinyllm tokens/s / PyTorch tokens/s;\npeak RSS: a fresh process building the model and "
+          "running 5 steps, imports included")
     print_table(["shape", "impl", "fwd+bwd ms", "step ms", "tokens/s", "GFLOP/s", "of GEMM peak",
-                 "ratio"], rows)
+                 "ratio", "peak RSS MB"], rows)
 
 
 if __name__ == "__main__":

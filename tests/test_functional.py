@@ -71,6 +71,22 @@ def test_softmax_and_log_softmax_agree():
     np.testing.assert_allclose(np.log(p), F.log_softmax(x).numpy(), atol=1e-5)
 
 
+def test_masked_softmax_equals_masked_fill_then_softmax():
+    x = np.random.default_rng(1).normal(0, 3, (2, 3, 5, 5)).astype(np.float32)
+    mask = np.triu(np.ones((5, 5), bool), 1)
+    x[..., mask] = 1e4  # huge scores in the masked future must not swamp the rest
+    fused = F.softmax(Tensor(x), mask=mask).numpy()
+    reference = F.softmax(F.masked_fill(Tensor(x), mask, -np.inf)).numpy()
+    np.testing.assert_allclose(fused, reference, rtol=1e-6)
+    assert (fused[..., mask] == 0).all() and np.isfinite(fused).all()
+
+
+def test_gelu_is_finite_and_exact_far_from_zero():
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # no overflow warning either
+        y = F.gelu(Tensor([-100.0, -12.0, 12.0, 100.0])).numpy()
+    np.testing.assert_allclose(y, [0.0, 0.0, 12.0, 100.0], atol=1e-6)
+
+
 def test_masked_fill_and_where():
     x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     mask = np.array([[False, True], [False, False]])

@@ -62,6 +62,7 @@ CASES += [
     ("linear_no_bias", lambda x, w: F.linear(x, w), [(3, 4), (2, 4)]),
     ("softmax", lambda a: F.softmax(a), [(3, 5)]),
     ("softmax_axis0", lambda a: F.softmax(a, axis=0), [(3, 2, 4)]),
+    ("softmax_causal_mask", lambda a: F.softmax(a, mask=np.triu(np.ones((4, 4), bool), 1)), [(2, 4, 4)]),
     ("log_softmax", lambda a: F.log_softmax(a), [(2, 3, 5)]),
     ("gelu", lambda a: F.gelu(a), [(3, 7)]),
     ("cross_entropy", lambda z: F.cross_entropy(z, np.array([0, 4, 2, 1])), [(4, 5)]),

@@ -39,10 +39,22 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return from_op(out.reshape(*x.shape[:-1], n_out), parents, backward, "linear")
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """exp(x) / Σ exp(x) along ``axis``; the max is subtracted first so exp cannot overflow."""
+def softmax(x: Tensor, axis: int = -1, mask=None) -> Tensor:
+    """exp(x) / Σ exp(x) along ``axis``; the max is subtracted first so exp cannot overflow.
+
+    ``mask`` (boolean, broadcastable to x): where True the probability is exactly 0, as if
+    the score were -inf. Attention's causal mask goes here, fused: no extra op, no extra
+    backward, and the masked entries need no gradient of their own (their y is 0 below).
+    Every row must keep at least one unmasked entry.
+    """
     xp = array_module(x.data)
-    y = xp.exp(x.data - x.data.max(axis=axis, keepdims=True))
+    if mask is None:
+        y = x.data - x.data.max(axis=axis, keepdims=True)
+    else:
+        mask = xp.asarray(mask.data if isinstance(mask, Tensor) else mask)  # a NumPy mask may meet CuPy data
+        y = x.data + xp.where(mask, -xp.inf, 0).astype(x.dtype)  # -inf where masked: e^-inf = 0
+        y -= y.max(axis=axis, keepdims=True)
+    xp.exp(y, out=y)
     y /= y.sum(axis=axis, keepdims=True)
 
     def backward(g):
@@ -66,20 +78,39 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 
 _GELU_C = math.sqrt(2.0 / math.pi)
+_GELU_K = 0.044715
 
 
 def gelu(x: Tensor) -> Tensor:
-    """GELU with GPT-2's tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))."""
+    """GELU with GPT-2's tanh approximation: 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³).
+
+    Computed as x·σ(2u), the same number (½(1 + tanh u) = σ(2u)), because exp is
+    much faster than tanh in NumPy; every step writes into one buffer.
+    """
     xp = array_module(x.data)
     a = x.data
-    t = xp.tanh(_GELU_C * (a + 0.044715 * a * a * a))
-    y = 0.5 * a * (1 + t)
+    s = a * a                                   # s becomes σ(2u) = 1 / (1 + e^(-2u)), in place:
+    s *= -2 * _GELU_C * _GELU_K
+    s -= 2 * _GELU_C
+    s *= a                                      # -2u = -2c(x + k·x³)
+    xp.minimum(s, 80.0, out=s)                  # e^80 is finite in float32; σ is 0 there anyway
+    xp.exp(s, out=s)
+    s += 1
+    xp.reciprocal(s, out=s)
 
     def backward(g):
-        # With u = c(x + 0.044715x³):  dy/dx = ½(1 + t) + ½x(1 - t²)·c(1 + 3·0.044715x²)
-        slope = 0.5 * (1 + t) + (0.5 * _GELU_C) * a * (1 - t * t) * (1 + 3 * 0.044715 * a * a)
-        return (g * slope,)
-    return from_op(y, (x,), backward, "gelu")
+        # y = x·σ(2u)   =>   dy/dx = σ + x·σ(1 - σ)·2u',   with 2u' = 2c(1 + 3k·x²)
+        d = a * a
+        d *= 3 * _GELU_K
+        d += 1
+        d *= a
+        d *= 2 * _GELU_C                        # x·2u'
+        d *= s
+        d *= 1 - s
+        d += s
+        d *= g
+        return (d,)
+    return from_op(a * s, (x,), backward, "gelu")
 
 
 def cross_entropy(logits: Tensor, targets, ignore_index: int = -100) -> Tensor:

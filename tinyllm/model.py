@@ -102,8 +102,7 @@ class CausalSelfAttention(Module):
         # q first is the same number and touches T·D values instead of T·T.
         scores = (q * (1.0 / math.sqrt(D))) @ k.transpose(-2, -1)  # (B, H, T, D) @ (B, H, D, T) -> (B, H, T, T)
         mask = causal_mask(T, k.shape[2], array_module(x.data))
-        scores = F.masked_fill(scores, mask, -np.inf)              # no peeking ahead
-        att = F.softmax(scores, axis=-1)                           # each row sums to 1
+        att = F.softmax(scores, axis=-1, mask=mask)                # no peeking ahead; each row sums to 1
         if self.keep_attention:
             self.attention = att.data
         y = self.attn_dropout(att) @ v                             # (B, H, T, T) @ (B, H, T, D) -> (B, H, T, D)
