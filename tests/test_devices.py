@@ -50,3 +50,29 @@ def test_model_agrees_across_devices():
     for n, p in model.named_parameters():
         assert p.device == "cuda"
         np.testing.assert_allclose(p.grad.numpy(), grads_cpu[n], rtol=1e-3, atol=1e-5, err_msg=n)
+
+
+def test_batches_are_gathered_on_the_gpu_and_match_the_cpu():
+    from tinyllm.backend import device_of
+    from tinyllm.data import TokenBatches
+    ids = np.arange(5000, dtype=np.uint16)
+    cpu = TokenBatches(ids, 16).get_batch("train", 8, np.random.default_rng(1))
+    gpu = TokenBatches(ids, 16, device="cuda").get_batch("train", 8, np.random.default_rng(1))
+    assert device_of(gpu[0]) == "cuda"
+    for a, b in zip(cpu, gpu):
+        np.testing.assert_array_equal(a, b.get())
+
+
+def test_tf32_changes_matmuls_only_a_little():
+    import cupy
+    from tinyllm.backend import set_tf32
+    a = cupy.asarray(np.random.default_rng(0).standard_normal((512, 512), dtype=np.float32))
+    exact = (a.astype(cupy.float64) @ a.astype(cupy.float64)).get()
+    try:
+        set_tf32(True)
+        tf32 = (a @ a).get()
+    finally:
+        set_tf32(False)
+    fp32 = (a @ a).get()
+    err32, err_tf32 = (np.abs(x - exact).max() / np.abs(exact).max() for x in (fp32, tf32))
+    assert err32 < 1e-5 and 1e-5 < err_tf32 < 1e-2  # TF32 really is on, and still close

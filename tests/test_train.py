@@ -172,6 +172,8 @@ def test_unknown_prompt_character_and_missing_cupy_are_one_line(trained_run, cap
     out, _ = trained_run
     assert main(["sample", "--ckpt", str(out), "--prompt", "snow ☃"]) == 2
     assert "'☃' (U+2603) is not in this tokenizer's vocabulary" in capsys.readouterr().err
+    assert main(["train", "--tf32", "--out", str(out / "tf32")]) == 2
+    assert "--tf32 is a GPU setting: use it with --device cuda" in capsys.readouterr().err
     try:
         import cupy  # noqa: F401
     except ImportError:

@@ -25,7 +25,7 @@ class TorchAttention(nn.Module):
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
-        att = att.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf"))
+        att = att.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), 1), float("-inf"))
         y = torch.softmax(att, dim=-1) @ v
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
@@ -61,7 +61,7 @@ class TorchGPT(nn.Module):
         self.lm_head.weight = self.wte.weight
 
     def forward(self, ids, targets):
-        x = self.wte(ids) + self.wpe(torch.arange(ids.shape[1]))
+        x = self.wte(ids) + self.wpe(torch.arange(ids.shape[1], device=ids.device))
         for block in self.h:
             x = block(x)
         logits = self.lm_head(self.ln_f(x))
@@ -72,4 +72,5 @@ def load_tinyllm_state(model: nn.Module, state: dict) -> None:
     """Copy a tinyllm ``state_dict`` (name -> array) into the PyTorch model."""
     with torch.no_grad():
         for name, array in state.items():
-            model.get_parameter(name).copy_(torch.from_numpy(np.array(array)))
+            param = model.get_parameter(name)
+            param.copy_(torch.from_numpy(np.array(array)).to(param.device))

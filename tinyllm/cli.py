@@ -105,10 +105,12 @@ def _add_train_command(commands) -> None:
              "device": "cpu or cuda", "grad_accum": "micro-batches per optimizer step",
              "max_iters": "optimizer steps", "lr": "peak learning rate (after warmup)",
              "min_lr": "learning rate at the end of the cosine decay", "out": "directory for checkpoint and plot",
-             "eval_iters": "batches per loss estimate", "sample_tokens": "length of the samples shown"}
+             "eval_iters": "batches per loss estimate", "sample_tokens": "length of the samples shown",
+             "resume": "continue from OUT/ckpt.npz, exactly where it left off",
+             "tf32": "with --device cuda: float32 matmuls on TF32 tensor cores (faster, ~1e-3 relative error)"}
     for f in fields(TrainConfig):
         if f.type == "bool":
-            train.add_argument("--" + f.name, action="store_true", help="continue from OUT/ckpt.npz, exactly")
+            train.add_argument("--" + f.name, action="store_true", help=helps[f.name])
             continue
         kind = int if f.type in ("int", "int | None") else float if f.type == "float" else str
         train.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default,

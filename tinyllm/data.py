@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .backend import device_of, to_device
 from .files import write_atomically
 from .tokenizer import ByteLevelBPE, CharTokenizer, Tokenizer, load_tokenizer
 
@@ -130,9 +131,13 @@ def encode_corpus(text: str, tokenizer: Tokenizer, dtype=None, cache: bool = Fal
 
 
 class TokenBatches:
-    """Random windows of a token array, split 90/10 into train and validation."""
+    """Random windows of a token array, split 90/10 into train and validation.
 
-    def __init__(self, ids: np.ndarray, block_size: int, val_fraction: float = 0.1):
+    On a GPU (``device="cuda"``) the token array lives on the device, so a batch is
+    gathered there: only the B start positions cross from the host.
+    """
+
+    def __init__(self, ids: np.ndarray, block_size: int, val_fraction: float = 0.1, device: str = "cpu"):
         n_val = int(len(ids) * val_fraction)
         self.splits = {"train": ids[: len(ids) - n_val], "val": ids[len(ids) - n_val:]}
         self.block_size = block_size
@@ -140,10 +145,14 @@ class TokenBatches:
             if len(part) < block_size + 1:
                 raise ValueError(f"the {name} split has {len(part)} tokens, fewer than one block of "
                                  f"{block_size} + 1: use a longer corpus or a smaller --block-size")
+        self.splits = {name: to_device(part, device) for name, part in self.splits.items()}
+        self.offsets = to_device(np.arange(block_size + 1), device)
 
-    def get_batch(self, split: str, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """(x, y), each (batch_size, block_size) int64; y is x shifted left by one token."""
+    def get_batch(self, split: str, batch_size: int, rng: np.random.Generator):
+        """(x, y), each (batch_size, block_size) int64 on the batches' device; y is x shifted left by one.
+
+        ``rng`` is a NumPy generator on every device, so a seed picks the same windows anywhere."""
         data = self.splits[split]
-        starts = rng.integers(0, len(data) - self.block_size, batch_size)
-        windows = data[starts[:, None] + np.arange(self.block_size + 1)].astype(np.int64)  # (B, T+1)
+        starts = to_device(rng.integers(0, len(data) - self.block_size, batch_size), device_of(data))
+        windows = data[starts[:, None] + self.offsets].astype("int64")  # (B, T+1)
         return windows[:, :-1], windows[:, 1:]

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from . import optim
-from .backend import manual_seed, rng as backend_rng, xp_for
+from .backend import manual_seed, rng as backend_rng, set_tf32, xp_for
 from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from .data import TokenBatches, encode_corpus, load_corpus, make_tokenizer
 from .model import GPT, GPTConfig
@@ -37,6 +37,7 @@ class TrainConfig:
     block_size: int | None = None
     dropout: float = 0.0
     device: str = "cpu"
+    tf32: bool = False             # GPU only: TF32 tensor cores for float32 matmuls
     batch_size: int = 12
     grad_accum: int = 1            # micro-batches per optimizer step
     max_iters: int = 1000
@@ -113,6 +114,10 @@ def _check_same_architecture(saved: GPTConfig, asked: GPTConfig, out: str) -> No
 
 def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     """Run training as ``cfg`` says; returns the loss history. Checkpoints go to ``cfg.out``."""
+    if cfg.tf32:
+        if cfg.device != "cuda":
+            raise ValueError("--tf32 is a GPU setting: use it with --device cuda")
+        set_tf32(True)
     manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)  # batches and loss estimates; dropout uses backend.rng
     text = load_corpus(cfg.data, cfg.data_sha256)
@@ -129,7 +134,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
         model = GPT(cfg.model_config(tokenizer.vocab_size)).to(cfg.device)
     config = model.config
     ids = encode_corpus(text, tokenizer, cache=True)
-    batches = TokenBatches(ids, config.block_size)
+    batches = TokenBatches(ids, config.block_size, device=cfg.device)
     opt = optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
     if cfg.resume:
         opt.load_state_dict(ckpt["optimizer_state"])
