@@ -58,10 +58,12 @@ def softmax(x: Tensor, axis: int = -1, mask=None) -> Tensor:
     y /= y.sum(axis=axis, keepdims=True)
 
     def backward(g):
+        # BEGIN EXERCISE 7.1: backward of softmax: dx = y·(g - Σ g·y)
         # dy_i/dx_j = y_i (δ_ij - y_j)   =>   dx = y · (g - Σ_j g_j y_j)
         dx = g - (g * y).sum(axis=axis, keepdims=True)
         dx *= y
         return (dx,)
+        # END EXERCISE
     return from_op(y, (x,), backward, "softmax")
 
 
@@ -72,8 +74,10 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     y = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 
     def backward(g):
+        # BEGIN EXERCISE 4.1: backward of log_softmax: dx = g - softmax(x)·Σg
         # y_i = x_i - log Σ_j e^{x_j}   =>   dx = g - softmax(x) · Σ_i g_i
         return (g - xp.exp(y) * g.sum(axis=axis, keepdims=True),)
+        # END EXERCISE
     return from_op(y, (x,), backward, "log_softmax")
 
 
@@ -100,6 +104,7 @@ def gelu(x: Tensor) -> Tensor:
 
     def backward(g):
         # y = x·σ(2u)   =>   dy/dx = σ + x·σ(1 - σ)·2u',   with 2u' = 2c(1 + 3k·x²)
+        # BEGIN EXERCISE 8.2: backward of gelu: dy/dx = σ + x·σ(1 - σ)·2u'
         d = a * a
         d *= 3 * _GELU_K
         d += 1
@@ -110,6 +115,7 @@ def gelu(x: Tensor) -> Tensor:
         d += s
         d *= g
         return (d,)
+        # END EXERCISE
     return from_op(a * s, (x,), backward, "gelu")
 
 
@@ -145,11 +151,13 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int = -100) -> Tensor:
     probs /= total
 
     def backward(g):
+        # BEGIN EXERCISE 4.2: backward of cross_entropy: (softmax - onehot(target)) / count, 0 for ignored rows
         # d loss_n / dz_n = softmax(z_n) - onehot(t_n); the mean divides by count.
         row_scale = (valid * (g / count)).astype(z.dtype)[:, None]   # (N, 1); 0 for ignored rows
         dz = probs * row_scale
         dz[rows, t] -= row_scale[:, 0]
         return (dz.reshape(logits.shape),)
+        # END EXERCISE
     return from_op(loss, (logits,), backward, "cross_entropy")
 
 
@@ -172,6 +180,7 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
     def backward(g):
         # y = x̂·w + b with x̂ = (x - μ)/σ. With d = g·w = dL/dx̂, differentiating μ and σ too:
         #   dx = (d - mean(d) - x̂ · mean(d·x̂)) / σ
+        # BEGIN EXERCISE 8.1: backward of layer_norm: dx = (d - mean(d) - x̂·mean(d·x̂))/σ with d = g·w
         d = g * weight.data if weight is not None else g
         dx = d - d.mean(axis=-1, keepdims=True) - xhat * (d * xhat).mean(axis=-1, keepdims=True)
         dx *= rstd
@@ -181,6 +190,7 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
         if bias is not None:
             grads.append(g.reshape(-1, C).sum(axis=0))          # db = Σ g
         return tuple(grads)
+        # END EXERCISE
     return from_op(y, parents, backward, "layer_norm")
 
 

@@ -95,14 +95,18 @@ class CausalSelfAttention(Module):
         if cache is not None:
             # KV cache (generation): the keys and values of earlier positions never change,
             # so keep them and append this step's; then only the new queries need computing.
+            # BEGIN EXERCISE 10.2: KV cache: append this step's keys and values to the cached ones
             if "k" in cache:
                 k, v = concat([cache["k"], k], axis=2), concat([cache["v"], v], axis=2)  # (B, H, T_past+T, D)
             cache["k"], cache["v"] = k, v
+            # END EXERCISE
         # scores = q kᵀ / √D: how much each position attends to each other one. Scaling
         # q first is the same number and touches T·D values instead of T·T.
+        # BEGIN EXERCISE 7.2: attention weights: softmax(q kᵀ / √D) with the causal mask
         scores = (q * (1.0 / math.sqrt(D))) @ k.transpose(-2, -1)  # (B, H, T, D) @ (B, H, D, T) -> (B, H, T, T)
         mask = causal_mask(T, k.shape[2], array_module(x.data))
         att = F.softmax(scores, axis=-1, mask=mask)                # no peeking ahead; each row sums to 1
+        # END EXERCISE
         if self.keep_attention:
             self.attention = att.data
         y = self.attn_dropout(att) @ v                             # (B, H, T, T) @ (B, H, T, D) -> (B, H, T, D)

@@ -75,6 +75,7 @@ class SGD(Optimizer):
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
+            # BEGIN EXERCISE 3.2: SGD with momentum: v = μ·v + g, then p -= lr·v
             g = p.grad.data
             if self.momentum:
                 v = self._buffer("momentum_buffer", i)
@@ -82,6 +83,7 @@ class SGD(Optimizer):
                 v += g
                 g = v
             p.data -= self.lr * g
+            # END EXERCISE
 
 
 class AdamW(Optimizer):
@@ -110,6 +112,7 @@ class AdamW(Optimizer):
                 continue
             g = p.grad.data
             m, v = self._buffer("exp_avg", i), self._buffer("exp_avg_sq", i)
+            # BEGIN EXERCISE 9.1: AdamW: decay matrices, update m and v, step by lr·m̂/(√v̂ + eps)
             if self.weight_decay and p.ndim >= 2:
                 p.data *= 1 - self.lr * self.weight_decay
             m *= b1
@@ -119,6 +122,7 @@ class AdamW(Optimizer):
             denom = array_module(v).sqrt(v / bias2)
             denom += self.eps
             p.data -= (self.lr / bias1) * m / denom
+            # END EXERCISE
 
 
 def clip_grad_norm_(params: Iterable[Parameter], max_norm: float):
@@ -131,18 +135,22 @@ def clip_grad_norm_(params: Iterable[Parameter], max_norm: float):
     if not params:
         return 0.0
     xp = array_module(params[0].grad.data)
+    # BEGIN EXERCISE 9.2: global-norm clipping: one scale min(1, max_norm/‖g‖) for every gradient
     norm = xp.sqrt(sum((p.grad.data * p.grad.data).sum() for p in params))
     scale = xp.minimum(1.0, max_norm / (norm + 1e-6)).astype(params[0].grad.dtype)
     for p in params:
         p.grad.data = p.grad.data * scale  # a new array: gradients are never changed in place
     return norm
+    # END EXERCISE
 
 
 def cosine_lr(step: int, max_lr: float, min_lr: float, warmup_steps: int, decay_steps: int) -> float:
     """Linear warmup to ``max_lr`` over ``warmup_steps``, then a cosine down to ``min_lr`` at ``decay_steps``."""
+    # BEGIN EXERCISE 9.3: learning rate: linear warmup, then a cosine from max_lr to min_lr
     if step < warmup_steps:
         return max_lr * (step + 1) / (warmup_steps + 1)
     if step >= decay_steps:
         return min_lr
     progress = (step - warmup_steps) / max(1, decay_steps - warmup_steps)  # 0 -> 1
     return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (max_lr - min_lr)
+    # END EXERCISE

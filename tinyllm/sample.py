@@ -26,6 +26,7 @@ def next_token_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | 
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     z = logits.astype(np.float64) / temperature
+    # BEGIN EXERCISE 10.1: top-k and top-p: keep the k likeliest / the smallest set reaching mass p
     if top_k is not None:
         kth = np.sort(z)[-min(top_k, len(z))]
         z = np.where(z < kth, -np.inf, z)
@@ -37,6 +38,7 @@ def next_token_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | 
         drop = order[before >= top_p]                     # a token stays if the mass above it is < p
         probs[drop] = 0.0
         probs /= probs.sum()
+    # END EXERCISE
     return probs
 
 

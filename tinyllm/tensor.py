@@ -49,9 +49,11 @@ def sum_to_shape(grad, shape: tuple[int, ...]):
     """Sum ``grad`` over the axes that broadcasting added or stretched, giving ``shape``."""
     if grad.shape == shape:
         return grad
+    # BEGIN EXERCISE 2.1: sum a gradient over the axes broadcasting added or stretched
     lead = grad.ndim - len(shape)  # axes broadcasting added in front
     stretched = tuple(lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
     return grad.sum(axis=tuple(range(lead)) + stretched, keepdims=True).reshape(shape)
+    # END EXERCISE
 
 
 class Tensor:
@@ -201,6 +203,7 @@ class Tensor:
         An explicit stack instead of recursion: a deep network must not hit
         Python's recursion limit.
         """
+        # BEGIN EXERCISE 1.1: topological order: every parent (that requires grad) before its children
         order, seen = [], set()
         stack = [(self, False)]
         while stack:
@@ -214,6 +217,7 @@ class Tensor:
             stack.append((node, True))
             stack.extend((p, False) for p in node._parents if p.requires_grad and id(p) not in seen)
         return order
+        # END EXERCISE
 
     def _accumulate_grad(self, g) -> None:
         # Gradients are never changed in place anywhere in tinyllm, so an array

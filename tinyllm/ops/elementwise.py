@@ -50,8 +50,10 @@ def mul(a, b) -> Tensor:
     a, b = _binary("mul", a, b)
 
     def backward(g):  # d(ab)/da = b, d(ab)/db = a
+        # BEGIN EXERCISE 1.2: backward of mul: d(ab)/da = b, d(ab)/db = a
         return (sum_to_shape(g * b.data, a.shape) if a.requires_grad else None,
                 sum_to_shape(g * a.data, b.shape) if b.requires_grad else None)
+        # END EXERCISE
     return from_op(a.data * b.data, (a, b), backward, "mul")
 
 
@@ -99,11 +101,21 @@ def sqrt(a: Tensor) -> Tensor:
 
 def tanh(a: Tensor) -> Tensor:
     out = array_module(a.data).tanh(a.data)
-    return from_op(out, (a,), lambda g: (g * (1 - out * out),), "tanh")  # d tanh/da = 1 - tanh²
+
+    def backward(g):
+        # BEGIN EXERCISE 1.3: backward of tanh: d tanh(a)/da = 1 - tanh(a)²
+        return (g * (1 - out * out),)  # d tanh/da = 1 - tanh²
+        # END EXERCISE
+    return from_op(out, (a,), backward, "tanh")
 
 
 def relu(a: Tensor) -> Tensor:
     xp = array_module(a.data)
     out = xp.maximum(a.data, 0)
-    # The slope is 1 where a > 0 and 0 elsewhere (0 at a = 0 itself, as PyTorch).
-    return from_op(out, (a,), lambda g: (g * (a.data > 0),), "relu")
+
+    def backward(g):
+        # BEGIN EXERCISE 3.1: backward of relu: the slope is 1 where a > 0, else 0
+        # The slope is 1 where a > 0 and 0 elsewhere (0 at a = 0 itself, as PyTorch).
+        return (g * (a.data > 0),)
+        # END EXERCISE
+    return from_op(out, (a,), backward, "relu")

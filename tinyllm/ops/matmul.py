@@ -41,6 +41,7 @@ def matmul(a, b) -> Tensor:
         out = a.data @ b.data
 
     def backward(g):
+        # BEGIN EXERCISE 2.3: backward of matmul: dA = g @ Bᵀ, dB = Aᵀ @ g (summed over broadcast batch axes)
         grad_a = grad_b = None
         if shared_b:
             g2 = g.reshape(-1, m)  # (B·T, m)
@@ -54,4 +55,5 @@ def matmul(a, b) -> Tensor:
         if b.requires_grad:
             grad_b = sum_to_shape(a.data.swapaxes(-1, -2) @ g, b.shape)
         return grad_a, grad_b
+        # END EXERCISE
     return from_op(out, (a, b), backward, "matmul")

@@ -62,12 +62,14 @@ def getitem(a: Tensor, index) -> Tensor:
     basic = _is_basic_index(index)
 
     def backward(g):
+        # BEGIN EXERCISE 6.1: backward of indexing: put g back where it was read; add up rows read twice
         grad = xp.zeros_like(a.data)
         if basic:
             grad[index] = g
         else:
             scatter_add(grad, index, g)
         return (grad,)
+        # END EXERCISE
     try:
         out = a.data[index]
     except IndexError as e:

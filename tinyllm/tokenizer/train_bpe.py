@@ -32,6 +32,7 @@ def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     >>> merge_pair([5, 6, 6, 6, 5, 6], (6, 6), 99)
     [5, 99, 6, 5, 6]
     """
+    # BEGIN EXERCISE 5.1: merge_pair: scan left to right, replacing each (a, b) by new_id
     a, b = pair
     out, i, n = [], 0, len(ids)
     while i < n:
@@ -42,6 +43,7 @@ def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
             out.append(ids[i])
             i += 1
     return out
+    # END EXERCISE
 
 
 def train_merges(word_counts: dict[bytes, int], num_merges: int, first_id: int = 256,
@@ -75,6 +77,7 @@ def train_merges(word_counts: dict[bytes, int], num_merges: int, first_id: int =
         for i in where.pop(pair):                    # only the words that contain the pair
             old, f = words[i], freqs[i]
             new = merge_pair(old, pair, new_id)
+            # BEGIN EXERCISE 5.2: update the pair counts (and the pair -> words index) after merging one word
             old_pairs, new_pairs = list(zip(old, old[1:])), list(zip(new, new[1:]))
             for p in old_pairs:                      # take the old word's pairs out...
                 counts[p] -= f
@@ -85,6 +88,7 @@ def train_merges(word_counts: dict[bytes, int], num_merges: int, first_id: int =
             for p in set(old_pairs).difference(new_pairs):
                 if p != pair:
                     where[p].discard(i)
+            # END EXERCISE
             changed.update(old_pairs)
             changed.update(new_pairs)
             words[i] = new

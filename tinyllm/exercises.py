@@ -1,0 +1,188 @@
+"""Exercises cut from the reference code itself.
+
+Solution regions in the package are fenced by two comments:
+
+    # BEGIN EXERCISE <lesson>.<n>: <a one-line hint>
+    ...the reference code...
+    # END EXERCISE
+
+``tinyllm exercises init DIR`` copies the project with every region replaced by
+``raise NotImplementedError("Exercise 2.3: ...")``; the learner fills them in, in
+lesson order (each one's tests need only the exercises before it), and
+``tinyllm exercises check 2.3`` runs the tests that cover it.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN EXERCISE (?P<id>\d+\.\d+): (?P<title>.+)$")
+END = "# END EXERCISE"
+PROJECT_FILES = ("tinyllm", "tests", "lessons", "examples", "setup.cfg", "pyproject.toml", "README.md")
+
+_GRAD = "tests/test_ops_gradcheck.py::test_gradcheck"
+# id -> (the tests that cover it, a longer hint). Test ids are pytest node ids from the project root.
+CATALOGUE: dict[str, tuple[list[str], str]] = {
+    "1.1": ([f"{_GRAD}[exp]", f"{_GRAD}[neg]", f"{_GRAD}[sqrt]"],
+            "Depth-first from the output: a node goes into the order after all its parents. Use an "
+            "explicit stack of (node, parents_done) pairs instead of recursion, and a set of ids seen."),
+    "1.2": ([f"{_GRAD}[mul(3, 4)(3, 4)]", "tests/test_tensor.py::test_chain_rule_by_hand"],
+            "out = a·b. The gradient for a is g·b, for b it is g·a; pass each through sum_to_shape(..., "
+            "x.shape) and return None for an input that does not require grad."),
+    "1.3": ([f"{_GRAD}[tanh]"], "Reuse the forward's output: d tanh(a)/da = 1 - out². Return a 1-tuple."),
+    "2.1": (["tests/test_tensor.py::test_sum_to_shape_undoes_broadcasting", f"{_GRAD}[add(2, 1, 3)(4, 3)]",
+             f"{_GRAD}[mul(3, 1)(1, 4)]"],
+            "Broadcasting may add axes in front (sum them away) and stretch axes of size 1 (sum them "
+            "with keepdims). Then reshape to the target shape."),
+    "2.2": ([f"{_GRAD}[sum_all]", f"{_GRAD}[sum_axis0]", f"{_GRAD}[sum_axes_keep]"],
+            "Every input element contributed with slope 1, so each gets g. Put the summed axes back "
+            "(the helper _expand_like does that) and broadcast to a.shape."),
+    "2.3": ([f"{_GRAD}[matmul_2d]", f"{_GRAD}[matmul_batched]", f"{_GRAD}[matmul_broadcast]",
+             f"{_GRAD}[matmul_shared_weight]"],
+            "For C = A @ B: dA = g @ Bᵀ and dB = Aᵀ @ g (swap the last two axes). When B is a shared "
+            "2-D weight and A is batched, fold A's batch axes into rows so dB is one GEMM summed over "
+            "the batch; otherwise sum_to_shape undoes broadcast batch axes."),
+    "3.1": ([f"{_GRAD}[relu]"], "Multiply g by the mask (a > 0)."),
+    "3.2": (["tests/test_optim.py::test_sgd_with_momentum_by_hand"],
+            "Skip parameters without a gradient. With momentum, keep a buffer v per parameter "
+            "(self._buffer), v = μ·v + g in place, and step with v instead of g."),
+    "4.1": ([f"{_GRAD}[log_softmax]"], "y = x - logΣe^x, so dx = g - softmax(x)·Σg, and softmax(x) = e^y."),
+    "4.2": ([f"{_GRAD}[cross_entropy]", f"{_GRAD}[cross_entropy_3d_ignore]",
+             "tests/test_functional.py::test_cross_entropy_by_hand"],
+            "The forward kept probs = softmax(z). dz = probs · g / count for every counted row, minus "
+            "g / count at each row's target; rows with ignore_index get 0."),
+    "5.1": (["tests/test_tokenizer.py::test_merge_pair_scans_left_to_right"],
+            "Walk i from 0: where ids[i], ids[i+1] is the pair, emit new_id and jump 2; else emit ids[i]."),
+    "5.2": (["tests/test_tokenizer.py::test_fast_trainer_equals_textbook_trainer",
+             "tests/test_tokenizer.py::test_hand_computed_merges"],
+            "Subtract the word's frequency from each of its old pairs, add it to each new pair; words "
+            "gain index entries only for pairs containing new_id, and lose those of pairs that vanished."),
+    "6.1": ([f"{_GRAD}[slice]", f"{_GRAD}[gather_rows]", f"{_GRAD}[gather_pairs]"],
+            "Start from zeros shaped like a. A slice: assign g into grad[index]. Integer arrays may read "
+            "one row twice, so use scatter_add (np.add.at) to add, not assign."),
+    "7.1": ([f"{_GRAD}[softmax]", f"{_GRAD}[softmax_axis0]", f"{_GRAD}[softmax_causal_mask]"],
+            "dx = y·(g - Σ g·y) along the axis, with y the forward's output."),
+    "7.2": (["tests/test_model.py::test_changing_token_t_never_changes_earlier_logits",
+             "tests/test_model.py::test_attention_maps_are_causal_distributions_and_cost_nothing_otherwise"],
+            "scores = (q / √D) @ kᵀ, shape (B, H, T, T_keys); the mask comes from causal_mask(T, T_keys, xp); "
+            "then F.softmax(scores, axis=-1, mask=mask)."),
+    "8.1": ([f"{_GRAD}[layer_norm]", f"{_GRAD}[layer_norm_plain]"],
+            "With d = g·w: dx = (d - mean(d) - x̂·mean(d·x̂)) · rstd. dw = Σ g·x̂ and db = Σ g over all rows."),
+    "8.2": ([f"{_GRAD}[gelu]"],
+            "y = x·s with s = σ(2u) from the forward: dy/dx = s + x·s(1-s)·2u', 2u' = 2c(1 + 3k·x²)."),
+    "9.1": (["tests/test_optim.py::test_adamw_first_step_is_lr_times_sign_and_decays_only_matrices",
+             "tests/test_optim.py::test_adamw_matches_pytorch"],
+            "Decay p by (1 - lr·wd) only if p.ndim ≥ 2. m = β1·m + (1-β1)·g; v = β2·v + (1-β2)·g²; "
+            "p -= (lr / bias1) · m / (√(v / bias2) + eps). All in place."),
+    "9.2": (["tests/test_optim.py::test_clip_grad_norm"],
+            "norm = √(Σ over all parameters of Σ g²); scale = min(1, max_norm / (norm + 1e-6)); give each "
+            "parameter a new gradient array g·scale; return norm."),
+    "9.3": (["tests/test_optim.py::test_cosine_schedule"],
+            "Before warmup_steps: max_lr·(step+1)/(warmup_steps+1). After decay_steps: min_lr. Between: "
+            "min_lr + ½(1 + cos(π·progress))·(max_lr - min_lr)."),
+    "10.1": (["tests/test_train.py::test_top_k_top_p_and_temperature_on_hand_made_logits"],
+             "top-k: set z below the k-th largest to -inf. Softmax. top-p: sort by probability; a token "
+             "stays while the mass ranked above it is < p; renormalise."),
+    "10.2": (["tests/test_train.py::test_cached_logits_match_full_forward",
+              "tests/test_train.py::test_kv_cache_generation_equals_full_recompute"],
+             "If the cache holds k and v, concat the new ones after them on the time axis (2); store the "
+             "result back in the cache either way."),
+}
+
+
+@dataclass
+class Exercise:
+    id: str
+    title: str
+    file: Path      # relative to the project root
+    begin: int      # line index of the BEGIN comment
+    end: int        # line index of the END comment
+    indent: str
+
+    @property
+    def tests(self) -> list[str]:
+        return CATALOGUE[self.id][0]
+
+    @property
+    def hint(self) -> str:
+        return CATALOGUE[self.id][1]
+
+    @property
+    def placeholder(self) -> str:
+        return f'{self.indent}raise NotImplementedError("Exercise {self.id}: {self.title}")'
+
+    def body(self, root: Path) -> list[str]:
+        return (root / self.file).read_text(encoding="utf-8").splitlines()[self.begin + 1:self.end]
+
+
+def project_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def find_exercises(root: Path | None = None) -> list[Exercise]:
+    """Every marked region under ``root/tinyllm``, in lesson order (1.1, 1.2, ..., 10.1)."""
+    root = root or project_root()
+    found = []
+    for path in sorted((root / "tinyllm").rglob("*.py")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines):
+            m = BEGIN.match(line)
+            if not m:
+                continue
+            end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == END), None)
+            if end is None:
+                raise ValueError(f"{path}:{i + 1}: exercise {m['id']} has no '{END}' line")
+            if m["id"] not in CATALOGUE or any(e.id == m["id"] for e in found):
+                raise ValueError(f"{path}:{i + 1}: exercise {m['id']} is twice in the code or not in CATALOGUE")
+            found.append(Exercise(m["id"], m["title"], path.relative_to(root), i, end, m["indent"]))
+    return sorted(found, key=lambda e: tuple(int(n) for n in e.id.split(".")))
+
+
+def blank_out(root: Path, exercises: list[Exercise]) -> None:
+    """Replace the body of each exercise under ``root`` by its NotImplementedError line."""
+    for file in {e.file for e in exercises}:
+        lines = (root / file).read_text(encoding="utf-8").splitlines()
+        for e in sorted((e for e in exercises if e.file == file), key=lambda e: -e.begin):
+            lines[e.begin + 1:e.end] = [e.placeholder]
+        (root / file).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def init(dest: str | Path) -> list[Exercise]:
+    """Write a learner's copy of the project to ``dest`` with every exercise blanked."""
+    dest, root = Path(dest), project_root()
+    if dest.exists() and any(dest.iterdir()):
+        raise ValueError(f"{dest} exists and is not empty: choose a new directory")
+    exercises = find_exercises(root)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "figures")
+    for name in PROJECT_FILES:
+        source = root / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=ignore)
+        elif source.is_file():
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    blank_out(dest, exercises)
+    return exercises
+
+
+def status(exercise: Exercise, root: Path) -> str:
+    """"todo" while the region holds only its placeholder, else "written"."""
+    body = [line.strip() for line in exercise.body(root)]
+    return "todo" if body == [exercise.placeholder.strip()] else "written"
+
+
+def run_tests(exercise: Exercise, root: Path, quiet: bool = True) -> subprocess.CompletedProcess:
+    """Run the exercise's tests with this Python in ``root``."""
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q" if quiet else "-v", *exercise.tests]
+    return subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+
+
+def lookup(exercise_id: str, root: Path | None = None) -> Exercise:
+    for e in find_exercises(root):
+        if e.id == exercise_id:
+            return e
+    raise ValueError(f"no exercise {exercise_id!r}: 'tinyllm exercises list' shows them all")
