@@ -16,8 +16,18 @@ def trained_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     cfg = TrainConfig(max_iters=120, eval_interval=60, eval_iters=10, sample_interval=120, sample_tokens=20,
                       log_interval=40, n_layer=2, out=str(out))
-    history = train(cfg, log=lambda line: None)
+    lines = []
+    history = train(cfg, log=lines.append)
+    history["log"] = lines
     return out, history
+
+
+def test_the_log_shows_progress_and_samples(trained_run):
+    _, history = trained_run
+    text = "\n".join(history["log"])
+    assert "step    40 | loss" in text and "tokens/s" in text and "MFU" in text
+    assert text.count("---- sample ----") == 1  # at step 120 (sample_interval), the last step
+    assert "step   120 | eval" in text
 
 
 def test_validation_loss_falls_far_below_chance(trained_run):

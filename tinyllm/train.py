@@ -121,14 +121,14 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)  # batches and loss estimates; dropout uses backend.rng
     text = load_corpus(cfg.data, cfg.data_sha256)
-    start = 0
+    first_step = 0
     if cfg.resume:
         ckpt = load_checkpoint(cfg.out, device=cfg.device)
-        model, tokenizer, start = ckpt["model"], ckpt["tokenizer"], ckpt["step"]
+        model, tokenizer, first_step = ckpt["model"], ckpt["tokenizer"], ckpt["step"]
         _check_same_architecture(model.config, cfg.model_config(tokenizer.vocab_size), cfg.out)
         rng.bit_generator.state = ckpt["meta"]["rng"]["batches"]
         backend_rng(np).bit_generator.state = ckpt["meta"]["rng"]["dropout"]
-        log(f"resuming from {checkpoint_path(cfg.out)} at step {start}")
+        log(f"resuming from {checkpoint_path(cfg.out)} at step {first_step}")
     else:
         tokenizer = make_tokenizer(cfg.tokenizer, text, cfg.vocab_size, verbose=True)
         model = GPT(cfg.model_config(tokenizer.vocab_size)).to(cfg.device)
@@ -149,10 +149,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     history = {"step": [], "loss": [], "eval_step": [], "train": [], "val": []}
     prompt = tokenizer.encode(text[:1]) if cfg.tokenizer == "char" else tokenizer.encode("\n")
 
-    for step in range(start, cfg.max_iters + 1):
+    for step in range(first_step, cfg.max_iters + 1):
         last = step == cfg.max_iters
         # (a resumed run skips the evaluation its checkpoint was written after: it drew random batches)
-        if (step % cfg.eval_interval == 0 or last) and not (cfg.resume and step == start):
+        if (step % cfg.eval_interval == 0 or last) and not (cfg.resume and step == first_step):
             losses = estimate_loss(model, batches, cfg.batch_size, cfg.eval_iters, rng)
             history["eval_step"].append(step)
             history["train"].append(losses["train"])
@@ -161,7 +161,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
             random_states = {"batches": rng.bit_generator.state, "dropout": backend_rng(np).bit_generator.state}
             save_checkpoint(out, model, opt, tokenizer, step, {"train_config": asdict(cfg), "rng": random_states})
             plot_losses(history, out / "loss.png")
-        if step > start and (step % cfg.sample_interval == 0 or last):
+        if step > first_step and (step % cfg.sample_interval == 0 or last):
             model.eval()
             sample = tokenizer.decode(generate(model, prompt, cfg.sample_tokens, temperature=0.8, seed=step))
             model.train()
@@ -169,7 +169,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
         if last:
             break
 
-        start = time.perf_counter()
+        step_began = time.perf_counter()
         opt.lr = optim.cosine_lr(step, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
         opt.zero_grad()
         for _ in range(cfg.grad_accum):
@@ -180,7 +180,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
         opt.step()
         if step % cfg.log_interval == 0:
             loss_value = loss.item()  # reading the loss waits for the device: only when logging
-            seconds = time.perf_counter() - start
+            seconds = time.perf_counter() - step_began
             tok_s = tokens_per_step / seconds
             mfu = flops_per_token(config, n_params) * tok_s / peak
             history["step"].append(step)

@@ -1,0 +1,45 @@
+"""What the lessons share: fast mode, where figures go, and a small trained model.
+
+Not a lesson: each lesson imports it (``from shared import ...``) so that its own
+page is about its idea, not about set-up.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # write PNG files; no window needed
+
+FAST = os.environ.get("TINYLLM_FAST") == "1"  # CI's smoke test: tiny sizes, few steps
+FIGURES = Path(os.environ.get("TINYLLM_FIGURES", Path(__file__).parent / "figures"))
+FIGURES.mkdir(parents=True, exist_ok=True)
+
+
+def save_figure(fig, name: str) -> Path:
+    """Write ``fig`` as ``FIGURES/name`` and say where."""
+    path = FIGURES / name
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print("saved", path)
+    return path
+
+
+def small_trained_model(steps: int | None = None):
+    """A `baby` GPT (0.8M parameters) trained on pydoc, character level: (model, tokenizer).
+
+    Trained once (about 40 s on 2 cores for the default 600 steps) and kept in the
+    tinyllm cache, so the lessons that need a trained model share it.
+    """
+    from tinyllm.checkpoint import checkpoint_path, load_checkpoint
+    from tinyllm.data import cache_dir
+    from tinyllm.train import TrainConfig, train
+    steps = steps or (20 if FAST else 600)
+    out = cache_dir() / "lessons" / f"pydoc-baby-{steps}"
+    if not checkpoint_path(out).is_file():
+        print(f"training a small model for {steps} steps (once; it is cached in {out}) ...")
+        train(TrainConfig(max_iters=steps, eval_interval=steps, eval_iters=5, sample_interval=10 ** 9,
+                          log_interval=max(1, steps // 4), warmup_iters=min(100, steps // 10), out=str(out)))
+    ckpt = load_checkpoint(out)
+    return ckpt["model"].eval(), ckpt["tokenizer"]
