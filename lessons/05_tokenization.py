@@ -1,0 +1,95 @@
+# %% [markdown]
+# # Lesson 05 — Tokenization
+#
+# **What you will build:** three ways to turn text into integers (characters, UTF-8
+# bytes, and byte-level BPE, GPT-2's method), BPE's merges carried out by hand on a
+# toy string, a BPE tokenizer trained on Python's docs, and, when its files are
+# present, GPT-2's released tokenizer cutting the same sentence.
+#
+# A model reads integers, not text. The *tokenizer* decides what one integer stands
+# for: a character, a byte, or a frequent chunk such as " the". Fewer, longer tokens
+# mean the same context window sees more text, at the price of a bigger vocabulary.
+
+# %%
+from collections import Counter
+from pathlib import Path
+
+from shared import FAST
+from tinyllm.data import load_corpus
+from tinyllm.tokenizer import ByteLevelBPE, CharTokenizer, merge_pair
+
+sentence = "Tokenizers cut text into pieces: ünïcödé too! 🙂"
+
+# %% [markdown]
+# ## Characters and bytes
+# One id per character needs a vocabulary of every character ever seen, and fails on
+# one it never saw. UTF-8 bytes need only 256 ids and can spell anything, but a
+# character like "🙂" costs 4 of them.
+
+# %%
+chars = CharTokenizer.train(sentence)
+print(f"characters: {len(chars.encode(sentence))} tokens, vocabulary {chars.vocab_size}")
+raw = list(sentence.encode("utf-8"))
+print(f"UTF-8 bytes: {len(raw)} tokens, vocabulary 256; '🙂' is {list('🙂'.encode('utf-8'))}")
+
+# %% [markdown]
+# ## Byte-pair encoding, by hand
+# BPE starts from bytes and repeatedly *merges* the most frequent adjacent pair into a
+# new token. On "aaabdaaabac" (ids 97 = 'a', 98 = 'b', ...): "aa" is most frequent, so
+# it becomes token 256; then "ab" (with 256 before it) and so on. Each merge shortens
+# the sequence; the list of merges *is* the tokenizer.
+
+# %%
+ids = list("aaabdaaabac".encode())
+for new_id in range(256, 259):
+    pairs = Counter(zip(ids, ids[1:]))
+    pair = min(pairs, key=lambda p: (-pairs[p], p))   # most frequent; ties: the smallest pair
+    ids = merge_pair(ids, pair, new_id)
+    print(f"merge {pair} -> {new_id}: {ids}")
+
+# %% [markdown]
+# ## A BPE tokenizer for Python's documentation
+# `ByteLevelBPE.train` does the same on a real corpus, after first cutting the text into
+# words with GPT-2's regular expression (so no merge crosses from a word into the
+# space or punctuation after it). A token that holds only part of a multi-byte
+# character prints as "�": the bytes are all there, as `decode_bytes` shows. Its trainer updates pair counts incrementally instead
+# of recounting everything after each merge (that is exercise 5.2).
+
+# %%
+text = load_corpus("pydoc")[: 100_000 if FAST else None]
+bpe = ByteLevelBPE.train(text, vocab_size=300 if FAST else 1024)
+print("first merges:", [bpe.decode_bytes([i]).decode("utf-8", "replace") for i in range(256, 266)])
+print("last merges: ", [bpe.decode_bytes([i]).decode("utf-8", "replace") for i in range(bpe.vocab_size - 5, bpe.vocab_size)])
+pieces = [bpe.decode([i]) for i in bpe.encode(sentence)]
+print(f"{len(pieces)} tokens:", "|".join(pieces))
+sample = text[:20_000]
+print(f"on pydoc text: {len(sample) / len(bpe.encode(sample)):.2f} characters per token")
+assert bpe.decode(bpe.encode(sentence)) == sentence  # nothing lost: bytes can spell anything
+
+# %% [markdown]
+# ## GPT-2's released tokenizer
+# GPT-2 is code plus parameters, and its tokenizer is part of the parameters: 50,000
+# merges learned from web text, published as `encoder.json` and `vocab.bpe`. tinyllm
+# reads them (from `../shared/data/gpt2/` here, when present) and gives the same ids
+# as OpenAI's: "Hello world" is [15496, 995].
+
+# %%
+gpt2_dir = Path(__file__).resolve().parents[2] / "shared" / "data" / "gpt2"
+if (gpt2_dir / "encoder.json").is_file():
+    gpt2 = ByteLevelBPE.from_gpt2_files(gpt2_dir / "encoder.json", gpt2_dir / "vocab.bpe")
+    print("Hello world ->", gpt2.encode("Hello world"))
+    print("|".join(gpt2.decode([i]) for i in gpt2.encode(sentence)))
+else:
+    print(f"(GPT-2's files are not in {gpt2_dir}; skipping)")
+
+# %% [markdown]
+# ## What you now know
+# - Characters: small vocabulary, long sequences, unknown characters fail.
+#   Bytes: 256 ids spell anything. BPE: frequent chunks become single tokens.
+# - BPE training = repeatedly merge the most frequent adjacent pair; encoding replays
+#   the merges in the order they were learned.
+# - A tokenizer is trained once and frozen with the model: GPT-2's ids only mean
+#   something to GPT-2.
+#
+# **Exercises**: 5.1 `merge_pair`, 5.2 the incremental pair-count update in
+# `train_merges` (both in `tinyllm/tokenizer/train_bpe.py`).

@@ -1,0 +1,122 @@
+# %% [markdown]
+# # Lesson 07 — Attention
+#
+# **What you will build:** self-attention by hand on four tokens (queries, keys,
+# values, scores, the causal mask, softmax, the weighted sum), a check that
+# tinyllm's `CausalSelfAttention` computes exactly that, and maps of where a
+# trained model's heads look.
+#
+# An embedding knows only its own token. Attention lets each position gather
+# information from earlier positions: every position emits a *query* ("what am I
+# looking for?"), a *key* ("what do I contain?") and a *value* ("what I pass on").
+# Position t's output is an average of the values, weighted by how well its query
+# matches each key.
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from shared import FAST, save_figure, small_trained_model
+from tinyllm import Tensor, manual_seed
+from tinyllm.model import CausalSelfAttention, GPTConfig, causal_mask
+
+np.set_printoptions(precision=2, suppress=True)
+
+# %% [markdown]
+# ## By hand: four tokens, one head of size 2
+
+# %%
+rng = np.random.default_rng(0)
+T, D = 4, 2
+q, k, v = (rng.standard_normal((T, D)) for _ in range(3))
+scores = q @ k.T / math.sqrt(D)          # (T, D) @ (D, T) -> (T, T): query t against key s
+print("scores:\n", scores)
+mask = causal_mask(T, T)                 # True above the diagonal: keys in the future
+print("causal mask (True = may not look):\n", mask)
+scores[mask] = -np.inf                   # e^-inf = 0: no probability for the future
+
+
+def softmax_rows(s):
+    e = np.exp(s - s.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+weights = softmax_rows(scores)
+print("attention weights (each row sums to 1):\n", weights)
+y = weights @ v                          # (T, T) @ (T, D) -> (T, D): a weighted average of values
+print("output:\n", y)
+
+# %% [markdown]
+# Row 0 can only look at itself, so its weight is 1 and its output is v[0]. The
+# division by √D keeps the scores' spread independent of the head size, so the
+# softmax does not saturate as D grows.
+#
+# ## The same thing inside tinyllm
+# `CausalSelfAttention` does this for every head at once: one Linear layer makes
+# q, k and v for all heads (shape (B, T, 3C)), a reshape splits them into heads
+# (B, H, T, D), and batched matmuls do all heads in one call. Here we redo it with
+# NumPy from the layer's own weights and compare.
+
+# %%
+manual_seed(0)
+config = GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8, dropout=0.0)
+attn = CausalSelfAttention(config)
+x = rng.standard_normal((1, 5, 8)).astype(np.float32)
+ours = attn(Tensor(x)).numpy()
+
+qkv = x @ attn.c_attn.weight.numpy().T + attn.c_attn.bias.numpy()     # (1, 5, 24)
+heads = []
+for h in range(2):
+    qh, kh, vh = (qkv[0, :, part * 8 + h * 4: part * 8 + (h + 1) * 4] for part in range(3))
+    s = qh @ kh.T / 2.0 + np.where(causal_mask(5, 5), -np.inf, 0)       # √D = √4 = 2
+    heads.append(softmax_rows(s) @ vh)                                  # (5, 4) per head
+by_hand = np.concatenate(heads, axis=1) @ attn.c_proj.weight.numpy().T + attn.c_proj.bias.numpy()
+print("largest difference from the by-hand version:", np.abs(ours[0] - by_hand).max())
+assert np.allclose(ours[0], by_hand, atol=1e-5)
+
+# %% [markdown]
+# ## Where a trained model looks
+# `model.attention_maps(ids)` returns the weights of every layer (kept only when
+# asked for). Each small picture is one head: row = the position reading, column =
+# the position read. Everything above the diagonal is 0: the causal mask.
+
+# %%
+model, tok = small_trained_model()
+text = "The for statement is used to iterate over the elements of a sequence"[: 24 if FAST else 64]
+ids = np.array([tok.encode(text)])
+maps = model.attention_maps(ids)                # n_layer arrays of (1, n_head, T, T)
+n_layer, n_head = len(maps), maps[0].shape[1]
+fig, axes = plt.subplots(n_layer, n_head, figsize=(2.2 * n_head, 2.2 * n_layer))
+for layer in range(n_layer):
+    for head in range(n_head):
+        ax = axes[layer, head]
+        ax.imshow(maps[layer][0, head], cmap="viridis")
+        ax.set(xticks=[], yticks=[])
+        if layer == 0:
+            ax.set_title(f"head {head}", fontsize=9)
+        if head == 0:
+            ax.set_ylabel(f"layer {layer}", fontsize=9)
+fig.suptitle(f"Attention on {text[:40]!r}...", fontsize=9)
+save_figure(fig, "07_attention_maps.png")
+print("every row sums to 1:", np.allclose(maps[0][0].sum(-1), 1, atol=1e-5))
+
+# %% [markdown]
+# Some heads look at the previous character only (a bright line just below the
+# diagonal), some spread over the whole word, some rest on the first position when
+# they have nothing better to do.
+#
+# ## Causal and masked language models
+# A GPT is *causal*: position t sees only positions ≤ t, so every position can be
+# trained to predict its next token at once, and generation can run left to right.
+# BERT-style *masked* models instead let every position see the whole text and
+# hide some tokens to predict: good for understanding text, not for writing it.
+#
+# ## What you now know
+# - scores = q kᵀ / √D; the causal mask sets the future to -inf; softmax makes weights;
+#   the output is the weighted sum of values.
+# - Heads run side by side as one batched matmul over a (B, H, T, D) array.
+#
+# **Exercises**: 7.1 the backward of `softmax` (`tinyllm/functional.py`), 7.2 the
+# attention weights in `CausalSelfAttention.forward` (`tinyllm/model.py`).
