@@ -1,0 +1,95 @@
+# %% [markdown]
+# # Lesson 08 — The Transformer block and the GPT
+#
+# **What you will build:** the whole GPT-2 architecture out of the pieces you know:
+# LayerNorm, the MLP, attention, the residual stream, the Transformer block, then
+# the model from token ids to logits. And a count of GPT-2's 124,439,808
+# parameters, by formula and by the model itself.
+
+# %%
+import math
+
+import numpy as np
+
+import shared  # noqa: F401  (figures folder, Agg backend)
+from tinyllm import Tensor, functional as F, manual_seed
+from tinyllm.model import GPT, GPTConfig
+
+rng = np.random.default_rng(0)
+
+# %% [markdown]
+# ## LayerNorm
+# Deep stacks train badly when the scale of activations drifts from layer to layer.
+# LayerNorm rescales each position's vector to mean 0 and variance 1, then applies a
+# learned gain and bias (initially 1 and 0).
+
+# %%
+x = Tensor(rng.normal(3.0, 5.0, (2, 4, 8)))
+y = F.layer_norm(x, Tensor(np.ones(8)), Tensor(np.zeros(8))).numpy()
+print(f"before: mean {x.numpy().mean(-1)[0, 0]:.2f}, std {x.numpy().std(-1)[0, 0]:.2f}   "
+      f"after: mean {y.mean(-1)[0, 0]:.2f}, std {y.std(-1)[0, 0]:.2f}")
+
+# %% [markdown]
+# ## The block
+# Each block reads the *residual stream* x, computes something, and **adds** it back:
+#
+#     x = x + attention(layer_norm(x))     # gather from earlier positions
+#     x = x + mlp(layer_norm(x))           # think about it, position by position
+#
+# The additions matter as much as the layers: in the backward pass a sum passes its
+# gradient through unchanged, so every block's gradient reaches the embeddings
+# directly, however deep the stack. The MLP widens each vector 4×, applies GELU (a
+# smooth ReLU) and narrows it back (`tinyllm/model.py`, classes `MLP` and `Block`).
+#
+# ## The GPT, step by step
+# ids → token embedding + position embedding → n_layer blocks → a final LayerNorm →
+# `lm_head`, a Linear layer giving one logit per vocabulary entry. GPT-2 *ties*
+# `lm_head` to the token embedding: one matrix both reads and writes tokens.
+
+# %%
+manual_seed(0)
+config = GPTConfig(vocab_size=65, block_size=16, n_layer=2, n_head=2, n_embd=32)
+model = GPT(config)
+ids = rng.integers(0, 65, (3, 16))
+x = model.wte(ids) + model.wpe(np.arange(16))
+print("embeddings:", x.shape)
+for i, block in enumerate(model.h):
+    before = x
+    x = block(x)
+    print(f"after block {i}: {x.shape}, the block added a vector of norm "
+          f"{np.linalg.norm((x - before).numpy(), axis=-1).mean():.3f} per position")
+logits = model.lm_head(model.ln_f(x))
+print("logits:", logits.shape, "  same as model(ids):", np.allclose(logits.numpy(), model(ids)[0].numpy()))
+_, loss = model(ids, rng.integers(0, 65, (3, 16)))  # random next tokens
+print(f"loss at initialisation {loss.item():.3f} vs ln(65) = {math.log(65):.3f}")
+
+# %% [markdown]
+# ## Counting GPT-2's parameters
+# With C = n_embd = 768, V = 50257, context 1024 and 12 layers:
+# - token embedding V·C and position embedding 1024·C (the head is tied: no more);
+# - per block: two LayerNorms (2C each), attention's qkv (C·3C + 3C) and output
+#   (C·C + C), the MLP's up (C·4C + 4C) and down (4C·C + C): 12C² + 13C in all;
+# - the final LayerNorm, 2C.
+
+# %%
+V, C, T, L = 50257, 768, 1024, 12
+per_block = 12 * C * C + 13 * C
+by_formula = V * C + T * C + L * per_block + 2 * C
+print(f"by formula: {V * C:,} + {T * C:,} + {L} × {per_block:,} + {2 * C:,} = {by_formula:,}")
+gpt2 = GPT(GPTConfig.from_preset("gpt2"))
+print(f"GPT(gpt2).num_parameters() = {gpt2.num_parameters():,}")
+assert by_formula == gpt2.num_parameters() == 124_439_808
+del gpt2
+
+# %% [markdown]
+# Two thirds of the parameters sit in the blocks, mostly in the MLPs (8C² per block
+# against attention's 4C²); the embedding table holds the rest. GPT-2 is this code
+# plus these 124 million numbers.
+#
+# ## What you now know
+# - A Transformer block: pre-LayerNorm attention and MLP, each added to the residual stream.
+# - A GPT: embeddings in, blocks, final LayerNorm, tied head out; at init its loss is ln V.
+# - Parameters count as 12C² + 13C per block plus the embeddings.
+#
+# **Exercises**: 8.1 the backward of `layer_norm`, 8.2 the backward of `gelu`
+# (`tinyllm/functional.py`).
