@@ -29,3 +29,12 @@ def print_table(header: list[str], rows: list[list[object]]) -> None:
         print("  ".join(c.rjust(w) for c, w in zip(row, widths)))
         if i == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def random_batch(preset: str, batch_size: int):
+    """A preset's config (dropout off, for timing) and a (batch_size, block_size + 1) array of random ids."""
+    import numpy as np
+    from tinyllm.model import GPTConfig
+    config = GPTConfig.from_preset(preset, dropout=0.0)
+    ids = np.random.default_rng(0).integers(0, config.vocab_size, (batch_size, config.block_size + 1))
+    return config, ids

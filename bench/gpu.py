@@ -20,12 +20,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-from bench.common import print_table  # noqa: E402
+from bench.common import print_table, random_batch  # noqa: E402
 from bench.train_step import make_steps  # noqa: E402
 import tinyllm  # noqa: E402
 from tinyllm import optim  # noqa: E402
 from tinyllm.backend import set_tf32, xp_for  # noqa: E402
-from tinyllm.model import GPT, GPTConfig  # noqa: E402
+from tinyllm.model import GPT  # noqa: E402
 
 BATCH = {"gpt2": 16, "char-small": 64}
 
@@ -54,11 +54,8 @@ def bench_tinyllm(config, ids, steps, tf32):
     pool = cp.get_default_memory_pool()
     seconds = time_step(full, steps, cp.cuda.Device().synchronize)
     peak = pool.total_bytes()  # the pool keeps every block it ever needed: its size is the peak
-    state = {k: cp.asnumpy(v) for k, v in model.state_dict().items()}
-    del model, opt, full, x, y
-    pool.free_all_blocks()
     set_tf32(False)
-    return seconds, peak, state
+    return seconds, peak, {k: cp.asnumpy(v) for k, v in model.state_dict().items()}
 
 
 def bench_torch(config, ids, state, steps, tf32):
@@ -72,11 +69,18 @@ def bench_torch(config, ids, state, steps, tf32):
     _, full = make_steps(lambda: model(x, y)[1], opt, lambda: torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
     torch.cuda.reset_peak_memory_stats()
     seconds = time_step(full, steps, torch.cuda.synchronize)
-    peak = torch.cuda.max_memory_reserved()
-    del model, opt, full, x, y
-    torch.cuda.empty_cache()
     torch.backends.cuda.matmul.allow_tf32 = False
-    return seconds, peak
+    return seconds, torch.cuda.max_memory_reserved()
+
+
+def release_gpu_memory() -> None:
+    """Give cached blocks back, so the next framework measured starts from an empty GPU."""
+    xp_for("cuda").get_default_memory_pool().free_all_blocks()
+    try:
+        import torch
+        torch.cuda.empty_cache()
+    except ImportError:
+        pass
 
 
 def main() -> None:
@@ -89,14 +93,15 @@ def main() -> None:
     print(f"GPU: {cp.cuda.runtime.getDeviceProperties(0)['name'].decode()}, CuPy {cp.__version__}")
     rows = []
     for preset in args.presets.split(","):
-        config = GPTConfig.from_preset(preset, dropout=0.0)
+        config, ids = random_batch(preset, BATCH[preset])
         B, T = BATCH[preset], config.block_size
-        ids = np.random.default_rng(0).integers(0, config.vocab_size, (B, T + 1))
         for tf32 in (False, True):
             t_ours, mem_ours, state = bench_tinyllm(config, ids, args.steps, tf32)
+            release_gpu_memory()
             impls = [("tinyllm", t_ours, mem_ours)]
             if not args.no_torch:
                 impls.append(("pytorch", *bench_torch(config, ids, state, args.steps, tf32)))
+                release_gpu_memory()
             for name, seconds, mem in impls:
                 ratio = f"{impls[1][1] / seconds:.2f}" if len(impls) > 1 else "-"
                 rows.append([f"{preset} B={B} T={T}", "tf32" if tf32 else "fp32", name, seconds * 1e3,

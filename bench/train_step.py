@@ -27,10 +27,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-from bench.common import print_table  # noqa: E402
+from bench.common import print_table, random_batch  # noqa: E402
 import tinyllm  # noqa: E402
 from tinyllm import optim  # noqa: E402
-from tinyllm.model import GPT, GPTConfig  # noqa: E402
+from tinyllm.model import GPT  # noqa: E402
 from tinyllm.train import flops_per_token, gemm_peak_flops  # noqa: E402
 
 BATCH = {"baby": 12, "char-small": 8}
@@ -160,8 +160,7 @@ def main() -> None:
     parser.add_argument("--child", choices=["tinyllm", "pytorch"], help=argparse.SUPPRESS)  # for peak_rss_mb
     args = parser.parse_args()
     if args.child:  # just run the steps, in this (fresh) process
-        config = GPTConfig.from_preset(args.presets, dropout=0.0)
-        ids = np.random.default_rng(0).integers(0, config.vocab_size, (BATCH[args.presets], config.block_size + 1))
+        config, ids = random_batch(args.presets, BATCH[args.presets])
         model, _, full = tinyllm_steps(config, ids)
         if args.child == "pytorch":
             full = torch_steps(config, ids, model.state_dict())[1]
@@ -181,9 +180,8 @@ def main() -> None:
     print(f"NumPy float32 GEMM peak here: {peak / 1e9:.1f} GFLOP/s")
     rows = []
     for preset in args.presets.split(","):
-        config = GPTConfig.from_preset(preset, dropout=0.0)
+        config, ids = random_batch(preset, BATCH[preset])
         B, T = BATCH[preset], config.block_size
-        ids = np.random.default_rng(0).integers(0, config.vocab_size, (B, T + 1))
         model, fwd_bwd, full = tinyllm_steps(config, ids)
         n_params = model.num_parameters()
         fpt = flops_per_token(config, n_params)

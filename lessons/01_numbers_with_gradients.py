@@ -110,5 +110,6 @@ print(f"after one step against the gradient: L = {((a * b + c) ** 2).item():.3f}
 # - The chain rule multiplies local slopes along the path from output to input.
 # - `Tensor(..., requires_grad=True)` records the computation; `.backward()` fills `.grad`.
 #
-# **Exercises** (arrive with the exercise machinery): the backward of `mul` and `add`
-# in `tinyllm/ops/elementwise.py`.
+# **Exercises** (`tinyllm exercises init DIR` makes your copy; `tinyllm exercises hint 1.1`):
+# 1.1 the topological order in `Tensor._topological_order` (`tinyllm/tensor.py`),
+# 1.2 the backward of `mul` and 1.3 of `tanh` (`tinyllm/ops/elementwise.py`).

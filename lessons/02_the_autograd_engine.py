@@ -92,5 +92,5 @@ assert not result.passed
 # - Broadcasting in the forward pass means summing in the backward pass.
 # - `gradcheck` compares any backward with finite differences.
 #
-# **Exercises** (arrive with the exercise machinery): `sum_to_shape`, the backward
-# of `matmul` (`tinyllm/ops/matmul.py`) and of `sum` (`tinyllm/ops/reduce.py`).
+# **Exercises**: 2.1 `sum_to_shape` (`tinyllm/tensor.py`), 2.2 the backward of `sum`
+# (`tinyllm/ops/reduce.py`), 2.3 the backward of `matmul` (`tinyllm/ops/matmul.py`).

@@ -52,14 +52,21 @@ for new_id in range(256, 259):
 # `ByteLevelBPE.train` does the same on a real corpus, after first cutting the text into
 # words with GPT-2's regular expression (so no merge crosses from a word into the
 # space or punctuation after it). A token that holds only part of a multi-byte
-# character prints as "�": the bytes are all there, as `decode_bytes` shows. Its trainer updates pair counts incrementally instead
-# of recounting everything after each merge (that is exercise 5.2).
+# character prints as "�": the bytes are all there, as `decode_bytes` shows. Its trainer
+# updates pair counts incrementally instead of recounting everything after each merge
+# (that is exercise 5.2).
 
 # %%
 text = load_corpus("pydoc")[: 100_000 if FAST else None]
 bpe = ByteLevelBPE.train(text, vocab_size=300 if FAST else 1024)
-print("first merges:", [bpe.decode_bytes([i]).decode("utf-8", "replace") for i in range(256, 266)])
-print("last merges: ", [bpe.decode_bytes([i]).decode("utf-8", "replace") for i in range(bpe.vocab_size - 5, bpe.vocab_size)])
+
+
+def token_text(i: int) -> str:
+    return bpe.decode_bytes([i]).decode("utf-8", "replace")
+
+
+print("first merges:", [token_text(i) for i in range(256, 266)])
+print("last merges: ", [token_text(i) for i in range(bpe.vocab_size - 5, bpe.vocab_size)])
 pieces = [bpe.decode([i]) for i in bpe.encode(sentence)]
 print(f"{len(pieces)} tokens:", "|".join(pieces))
 sample = text[:20_000]

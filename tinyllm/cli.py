@@ -59,7 +59,8 @@ def _add_tokenizer_commands(commands) -> None:
 def _tokenizer_train(args: argparse.Namespace) -> int:
     from .data import load_corpus
     from .tokenizer import ByteLevelBPE
-    tok = ByteLevelBPE.train(load_corpus(args.data), args.vocab_size, special_tokens=args.special, verbose=not args.quiet)
+    tok = ByteLevelBPE.train(load_corpus(args.data), args.vocab_size, special_tokens=args.special,
+                             verbose=not args.quiet)
     tok.save(args.out)
     print(f"wrote {args.out}: {len(tok.merges)} merges, vocabulary of {tok.vocab_size}")
     return 0

@@ -1,0 +1,101 @@
+# %% [markdown]
+# # Lesson 12 — Scaling up: the same code on a GPU
+#
+# **What you will build:** a view of tinyllm's backend seam, the one place that
+# decides where numbers live; a measurement of how much arithmetic this machine does
+# per second and how much of it a training step uses; and, where a GPU and CuPy are
+# present, the same training step on the GPU.
+#
+# Every op in tinyllm asks its input which array module it lives in
+# (`array_module(x)`: `numpy` on the CPU, `cupy` on an NVIDIA GPU) and calls
+# `xp.exp`, `xp.matmul`, ... on it. CuPy copies NumPy's API, so the lines you read in
+# lessons 01–11 run unchanged on a GPU. One switch moves a model:
+# `model.to("cuda")`, `tinyllm train --device cuda`, or `TINYLLM_DEVICE=cuda`.
+
+# %%
+import time
+
+import numpy as np
+
+from shared import FAST
+from tinyllm import Tensor, manual_seed, optim
+from tinyllm.backend import array_module, xp_for
+from tinyllm.model import GPT, GPTConfig
+from tinyllm.train import flops_per_token, gemm_peak_flops
+
+x = Tensor(np.arange(6.0).reshape(2, 3))
+print("this tensor's array module:", array_module(x.data).__name__, "| device:", x.device)
+
+# %% [markdown]
+# ## How fast can this machine multiply?
+# A training step is mostly matrix products (GEMMs). The peak rate of one big float32
+# GEMM is the ceiling; *MFU* (model FLOPs utilisation) is the share of it a training
+# step achieves: 6 FLOPs per parameter per token (2 forward, 4 backward) plus attention.
+
+# %%
+peak = gemm_peak_flops(512 if FAST else 2048)
+print(f"CPU float32 GEMM peak: {peak / 1e9:.0f} GFLOP/s")
+
+
+def step_speed(device: str, preset: str, batch: int, steps: int) -> tuple[float, float]:
+    """(tokens/s, MFU against ``peak``) of full training steps of ``preset`` on ``device``."""
+    manual_seed(0)
+    config = GPTConfig.from_preset(preset, dropout=0.0)
+    model = GPT(config).to(device)
+    opt = optim.AdamW(model.parameters(), lr=1e-3)
+    xp = xp_for(device)
+    ids = xp.asarray(np.random.default_rng(0).integers(0, config.vocab_size, (batch, config.block_size + 1)))
+    times = []
+    for _ in range(steps + 1):                       # the first step warms up
+        began = time.perf_counter()
+        _, loss = model(ids[:, :-1], ids[:, 1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        loss.item()                                  # waits for the GPU to finish the step
+        times.append(time.perf_counter() - began)
+    tokens_per_s = batch * config.block_size / np.median(times[1:])
+    return tokens_per_s, flops_per_token(config, model.num_parameters()) * tokens_per_s
+
+
+for preset, batch in (("baby", 12),) if FAST else (("baby", 12), ("char-small", 8)):
+    tok_s, flops = step_speed("cpu", preset, batch, 2 if FAST else 5)
+    print(f"cpu  {preset:10} batch {batch:3}: {tok_s:9,.0f} tokens/s, {flops / 1e9:6.1f} GFLOP/s, "
+          f"MFU {flops / peak:.0%}")
+
+# %% [markdown]
+# The bigger model uses more of the machine: its matrices are large enough for the
+# GEMMs to run near peak, while the small one spends relatively more time in
+# elementwise work (softmax, GELU, LayerNorm) and Python overhead.
+#
+# ## On a GPU
+# A GPU does tens of TFLOP/s of float32 (an H100: about 50), hundreds of times a
+# laptop. Install CuPy for your CUDA version (`pip install cupy-cuda12x`), then:
+#
+#     tinyllm train --device cuda --preset char-small --batch-size 64 --max-iters 5000 \
+#         --dropout 0.2 --eval-iters 200 --data shakespeare.txt
+#
+# What changes: arrays live in GPU memory (`Tensor.to("cuda")`; `.numpy()` copies
+# back), reading a number (`loss.item()`) waits for the GPU so the loop does it only
+# when logging, each device has its own random generator, and `--tf32` lets matrix
+# products use TF32 tensor cores (faster, ~1e-3 relative error). What does not: the
+# code of every op, module and optimizer. Checkpoints are plain NumPy arrays and load
+# on either device.
+
+# %%
+try:
+    xp_for("cuda")
+    tok_s, _ = step_speed("cuda", "char-small", 64, 5)
+    print(f"cuda char-small batch 64: {tok_s:,.0f} tokens/s")
+except RuntimeError as e:  # no CuPy, or no GPU: the error says which
+    print("no GPU here:", e)
+
+# %% [markdown]
+# ## What you now know
+# - One seam (`tinyllm/backend.py`) picks NumPy or CuPy per array; ops never care.
+# - MFU = model FLOP/s ÷ peak GEMM FLOP/s: how much of the machine a step uses.
+# - On a GPU only data placement, synchronisation and random generators change.
+#
+# That is the whole path: numbers with gradients, an engine, layers, tokens,
+# attention, a GPT, training, sampling, compression, and a GPU. `bench/` measures it
+# against PyTorch; the exercises let you write every key line yourself.
