@@ -40,6 +40,20 @@ def test_blank_copy_fails_each_exercise_until_it_is_filled_in(tmp_path):
     assert all(status(e, copy) == "written" for e in find_exercises(copy))
 
 
+def test_the_blank_copy_fails_exactly_on_the_exercise_tests(tmp_path):
+    copy = tmp_path / "learner"
+    init(copy)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--tb=no", "-rf"],
+                            cwd=copy, capture_output=True, text=True)
+    failed = {line[len("FAILED "):].split(" - ")[0] for line in result.stdout.splitlines()
+              if line.startswith("FAILED ")}
+    expected = {test for tests, _ in CATALOGUE.values() for test in tests}
+    assert result.returncode == 1 and failed == expected, (failed ^ expected, result.stdout[-3000:])
+    assert "waits for Exercise" in subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", "tests/test_model.py"],
+        cwd=copy, capture_output=True, text=True).stdout  # the others say what they wait for
+
+
 def test_init_refuses_a_non_empty_directory(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("mine")
     assert main(["exercises", "init", str(tmp_path)]) == 2
