@@ -25,8 +25,9 @@ model, tok = small_trained_model()
 # %% [markdown]
 # ## What the model expects next
 # `top_next_tokens` runs the model once on the prompt and reads the last position's
-# distribution. (A word-level model trained on web text would put 97% on " mat"
-# after "the cat sat on a"; ours reads Python's docs one character at a time.)
+# distribution. (A large model trained on web text puts most of its probability on
+# " mat" after "the cat sat on a"; ours has read only Python's docs, one character
+# at a time, so we ask it about something it knows.)
 
 # %%
 prompt = "The for statem"

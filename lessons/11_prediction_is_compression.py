@@ -81,7 +81,7 @@ save_figure(fig, "11_bits_per_character.png")
 # the last 64 characters. And it trained for 600 small steps. Longer context, a bigger
 # model and more training each lower its bits per character (`tinyllm train` with
 # `--block-size 256 --preset char-small` is a start); large language models reach
-# about 1 bit per character of English, far below any classic compressor.
+# about 1 bit per character of English, far below gzip, bz2 or lzma.
 # The catch: the decoder needs the model too. Bits saved on the text are paid for in
 # bytes of weights, which is why "prediction is compression" is a statement about
 # learning, not a practical zip program.
