@@ -155,6 +155,9 @@ def blank_out(root: Path, exercises: list[Exercise]) -> None:
 def init(dest: str | Path) -> list[Exercise]:
     """Write a learner's copy of the project to ``dest`` with every exercise blanked."""
     dest, root = Path(dest), project_root()
+    if not (root / "tests").is_dir():
+        raise ValueError(f"tinyllm at {root} has no tests/ beside it: install it from a source checkout "
+                         "(git clone ..., then pip install -e .) to make exercises")
     if dest.exists() and any(dest.iterdir()):
         raise ValueError(f"{dest} exists and is not empty: choose a new directory")
     exercises = find_exercises(root)
