@@ -105,8 +105,9 @@ def plot_losses(history: dict[str, list], path: Path) -> None:
     plt.close(fig)
 
 
-def _check_same_architecture(saved: GPTConfig, asked: GPTConfig, out: str) -> None:
-    differ = {k: (v, asked.to_dict()[k]) for k, v in saved.to_dict().items() if asked.to_dict()[k] != v}
+def _check_same_architecture(saved: GPTConfig, asked_for: GPTConfig, out: str) -> None:
+    asked = asked_for.to_dict()
+    differ = {k: (v, asked[k]) for k, v in saved.to_dict().items() if asked[k] != v}
     if differ:
         what = ", ".join(f"{k} {a} in the checkpoint but {b} asked for" for k, (a, b) in differ.items())
         raise ValueError(f"cannot resume from {checkpoint_path(out)}: it holds another architecture ({what})")
