@@ -52,7 +52,7 @@ def softmax(x: Tensor, axis: int = -1, mask=None) -> Tensor:
         y = x.data - x.data.max(axis=axis, keepdims=True)
     else:
         mask = xp.asarray(mask.data if isinstance(mask, Tensor) else mask)  # a NumPy mask may meet CuPy data
-        y = x.data + xp.where(mask, -xp.inf, 0).astype(x.dtype)  # -inf where masked: e^-inf = 0
+        y = xp.where(mask, xp.asarray(-xp.inf, dtype=x.dtype), x.data)  # -inf where masked: e^-inf = 0
         y -= y.max(axis=axis, keepdims=True)
     xp.exp(y, out=y)
     y /= y.sum(axis=axis, keepdims=True)
