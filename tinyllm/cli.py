@@ -110,6 +110,11 @@ def _add_train_command(commands) -> None:
              "max_iters": "optimizer steps", "lr": "peak learning rate (after warmup)",
              "min_lr": "learning rate at the end of the cosine decay", "out": "directory for checkpoint and plot",
              "eval_iters": "batches per loss estimate", "sample_tokens": "length of the samples shown",
+             "n_layer": "Transformer blocks (None: the preset's)", "n_head": "attention heads (None: the preset's)",
+             "n_embd": "width of the residual stream (None: the preset's)",
+             "block_size": "context length in tokens (None: the preset's)",
+             "dropout": "dropout probability in training (0.2 helps larger models on small data)",
+             "batch_size": "sequences per micro-batch", "seed": "seed of initialisation, batches and dropout",
              "resume": "continue from OUT/ckpt.npz, exactly where it left off",
              "tf32": "with --device cuda: float32 matmuls on TF32 tensor cores (faster, ~1e-3 relative error)"}
     for f in fields(TrainConfig):
