@@ -11,7 +11,7 @@ sits on "e".
 import argparse
 
 from tinyllm.checkpoint import load_checkpoint
-from tinyllm.sample import top_next_tokens
+from tinyllm.sample import next_token_table
 
 
 def main() -> None:
@@ -27,8 +27,7 @@ def main() -> None:
     for end in range(max(1, len(args.prompt) - args.steps), len(args.prompt) + 1):
         prompt = args.prompt[:end]
         print(f"\nafter {prompt!r}:")
-        for token, prob in top_next_tokens(model, tok.encode(prompt), args.top_k):
-            print(f"  {tok.decode([token])!r:>10} {prob:6.1%}  " + "#" * round(prob * 50))
+        print(next_token_table(model, tok, prompt, args.top_k))
 
 
 if __name__ == "__main__":

@@ -18,21 +18,22 @@ import numpy as np
 from shared import FAST, save_figure, small_trained_model
 from tinyllm.backend import to_numpy
 from tinyllm.model import GPT, GPTConfig
-from tinyllm.sample import generate, next_token_probs, top_next_tokens
+from tinyllm.sample import generate, next_token_probs, next_token_table, top_next_tokens
 
 model, tok = small_trained_model()
 
 # %% [markdown]
 # ## What the model expects next
 # `top_next_tokens` runs the model once on the prompt and reads the last position's
-# distribution. (A large model trained on web text puts most of its probability on
+# distribution; `next_token_table` prints it with bars. (A large model trained on web
+# text puts most of its probability on
 # " mat" after "the cat sat on a"; ours has read only Python's docs, one character
 # at a time, so we ask it about something it knows.)
 
 # %%
 prompt = "The for statem"
-for token, p in top_next_tokens(model, tok.encode(prompt), k=5):
-    print(f"  {tok.decode([token])!r:>6} {p:6.1%} " + "#" * round(p * 40))
+print(top_next_tokens(model, tok.encode(prompt), k=5))   # (token id, probability), likeliest first
+print(next_token_table(model, tok, prompt, k=5))
 
 # %% [markdown]
 # ## Reshaping the distribution

@@ -179,13 +179,10 @@ def _add_predict_command(commands) -> None:
 
 def _predict(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
-    from .sample import top_next_tokens
+    from .sample import next_token_table
     ckpt = load_checkpoint(args.ckpt, device=args.device)
-    model, tok = ckpt["model"].eval(), ckpt["tokenizer"]
     print(f"after {args.prompt!r} the model expects:")
-    for token, prob in top_next_tokens(model, tok.encode(args.prompt), args.top_k):
-        bar = "#" * round(prob * 40)
-        print(f"  {tok.decode([token])!r:>14}  {prob:6.1%}  {bar}")
+    print(next_token_table(ckpt["model"].eval(), ckpt["tokenizer"], args.prompt, args.top_k))
     return 0
 
 

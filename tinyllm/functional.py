@@ -39,6 +39,17 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return from_op(out.reshape(*x.shape[:-1], n_out), parents, backward, "linear")
 
 
+def _device_mask(mask, data):
+    """``mask`` (array or Tensor) as a boolean array on ``data``'s device: a NumPy mask may meet CuPy data."""
+    return array_module(data).asarray(mask.data if isinstance(mask, Tensor) else mask)
+
+
+def _filled(data, mask, value: float):
+    """A new array: ``data`` with ``value`` where the boolean ``mask`` is true."""
+    xp = array_module(data)
+    return xp.where(_device_mask(mask, data), xp.asarray(value, dtype=data.dtype), data)
+
+
 def softmax(x: Tensor, axis: int = -1, mask=None) -> Tensor:
     """exp(x) / Σ exp(x) along ``axis``; the max is subtracted first so exp cannot overflow.
 
@@ -51,8 +62,7 @@ def softmax(x: Tensor, axis: int = -1, mask=None) -> Tensor:
     if mask is None:
         y = x.data - x.data.max(axis=axis, keepdims=True)
     else:
-        mask = xp.asarray(mask.data if isinstance(mask, Tensor) else mask)  # a NumPy mask may meet CuPy data
-        y = xp.where(mask, xp.asarray(-xp.inf, dtype=x.dtype), x.data)  # -inf where masked: e^-inf = 0
+        y = _filled(x.data, mask, -math.inf)            # -inf where masked: e^-inf = 0
         y -= y.max(axis=axis, keepdims=True)
     xp.exp(y, out=y)
     y /= y.sum(axis=axis, keepdims=True)
@@ -197,8 +207,8 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
 def masked_fill(x: Tensor, mask, value: float) -> Tensor:
     """``x`` with ``value`` wherever the boolean ``mask`` (broadcastable to x) is true."""
     xp = array_module(x.data)
-    mask = xp.asarray(mask.data if isinstance(mask, Tensor) else mask)  # a NumPy mask may meet CuPy data
-    out = xp.where(mask, xp.asarray(value, dtype=x.dtype), x.data)
+    mask = _device_mask(mask, x.data)
+    out = _filled(x.data, mask, value)
     # The filled places no longer depend on x: their gradient is 0.
     return from_op(out, (x,), lambda g: (sum_to_shape(xp.where(mask, 0, g), x.shape),), "masked_fill")
 

@@ -53,6 +53,12 @@ def top_next_tokens(model: GPT, ids: Sequence[int], k: int = 10) -> list[tuple[i
     return [(int(i), float(probs[i])) for i in order]
 
 
+def next_token_table(model: GPT, tokenizer, prompt: str, k: int = 10, bar_width: int = 40) -> str:
+    """``top_next_tokens`` as text: one line per token, its probability and a bar of #."""
+    return "\n".join(f"  {tokenizer.decode([token])!r:>12} {prob:6.1%}  " + "#" * round(prob * bar_width)
+                     for token, prob in top_next_tokens(model, tokenizer.encode(prompt), k))
+
+
 @no_grad()
 def generate(model: GPT, ids: Sequence[int], max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
