@@ -8,6 +8,13 @@ the ratio tinyllm / PyTorch, and the GPU memory each framework's allocator held
 at its peak.
 
     python bench/gpu.py [--steps 10] [--presets gpt2,char-small] [--no-torch]
+    python bench/gpu.py --profile [--presets char-small]
+
+--profile instead shows where tinyllm's step spends its time on the GPU: the
+host's time to issue a step beside the GPU's time to run it (when the two are
+close, Python is the bottleneck, not the GPU), and, where PyTorch is installed,
+the GPU time of each kind of CUDA kernel (read through PyTorch's profiler,
+which sees every kernel of the process, CuPy's too).
 """
 from __future__ import annotations
 
@@ -73,6 +80,50 @@ def bench_torch(config, ids, state, steps, tf32):
     return seconds, torch.cuda.max_memory_reserved()
 
 
+def kernel_table(full, steps: int, sync) -> None:
+    """GPU time of each kind of CUDA kernel in ``steps`` calls of ``full`` (needs PyTorch's profiler)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+    with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            full()
+        sync()
+    kernels = sorted((e for e in prof.key_averages() if e.device_time_total > 0), key=lambda e: -e.device_time_total)
+    total = sum(e.device_time_total for e in kernels)
+    rows = [[e.key[:70], e.count // steps, e.device_time_total / steps / 1e3, f"{e.device_time_total / total:.0%}"]
+            for e in kernels[:25]]
+    print_table(["kernel", "calls/step", "GPU ms/step", "share"], rows)
+    print(f"all kernels: {total / steps / 1e3:.1f} GPU ms/step in {sum(e.count for e in kernels) // steps} launches")
+
+
+def profile(config, ids, steps: int, with_torch: bool) -> None:
+    """Print tinyllm's host vs GPU ms per step and, with PyTorch, both frameworks' kernel tables."""
+    from cupyx.profiler import benchmark
+    cp = xp_for("cuda")
+    tinyllm.manual_seed(0)
+    model = GPT(config).to("cuda")
+    opt = optim.AdamW(model.parameters(), lr=1e-3)
+    x, y = cp.asarray(ids[:, :-1]), cp.asarray(ids[:, 1:])
+    _, full = make_steps(lambda: model(x, y)[1], opt, lambda: optim.clip_grad_norm_(model.parameters(), 1.0))
+    result = benchmark(full, n_repeat=steps, n_warmup=2)
+    print(f"tinyllm: host time to issue a step {result.cpu_times.mean() * 1e3:.1f} ms, "
+          f"GPU time {result.gpu_times.mean() * 1e3:.1f} ms")
+    if not with_torch:
+        return
+    kernel_table(full, steps, cp.cuda.Device().synchronize)
+    import torch
+    from torch_gpt import TorchGPT, load_tinyllm_state
+    reference = TorchGPT(config).cuda()
+    load_tinyllm_state(reference, {k: cp.asnumpy(v) for k, v in model.state_dict().items()})
+    t_opt = torch.optim.AdamW(reference.parameters(), lr=1e-3)
+    tx, ty = torch.from_numpy(ids[:, :-1].copy()).cuda(), torch.from_numpy(ids[:, 1:].copy()).cuda()
+    _, t_full = make_steps(lambda: reference(tx, ty)[1], t_opt,
+                           lambda: torch.nn.utils.clip_grad_norm_(reference.parameters(), 1.0))
+    t_full()
+    print("PyTorch eager, the same step:")
+    kernel_table(t_full, steps, torch.cuda.synchronize)
+
+
 def release_gpu_memory() -> None:
     """Give cached blocks back, so the next framework measured starts from an empty GPU."""
     xp_for("cuda").get_default_memory_pool().free_all_blocks()
@@ -88,9 +139,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--presets", default="gpt2,char-small")
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="show where tinyllm's step spends its time")
     args = parser.parse_args()
     cp = xp_for("cuda")
     print(f"GPU: {cp.cuda.runtime.getDeviceProperties(0)['name'].decode()}, CuPy {cp.__version__}")
+    if args.profile:
+        for preset in args.presets.split(","):
+            print(f"\n{preset} (B={BATCH[preset]}):")
+            profile(*random_batch(preset, BATCH[preset]), args.steps, not args.no_torch)
+        return
     rows = []
     for preset in args.presets.split(","):
         config, ids = random_batch(preset, BATCH[preset])

@@ -33,19 +33,43 @@ def test_adamw_first_step_is_lr_times_sign_and_decays_only_matrices():
 
 
 def test_adamw_matches_pytorch():
+    # A vector before a matrix: the flat layout puts matrices first, and only they decay.
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
-    w0, grads = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((5, 3, 4)).astype(np.float32)
-    ours = Parameter(w0.copy())
-    theirs = torch.nn.Parameter(torch.from_numpy(w0.copy()))
-    opt = optim.AdamW([ours], lr=0.01, betas=(0.9, 0.99), weight_decay=0.1)
-    t_opt = torch.optim.AdamW([theirs], lr=0.01, betas=(0.9, 0.99), weight_decay=0.1)
+    b0, w0 = rng.standard_normal(4).astype(np.float32), rng.standard_normal((3, 4)).astype(np.float32)
+    grads = rng.standard_normal((5, 16)).astype(np.float32)
+    ours = [Parameter(b0.copy()), Parameter(w0.copy())]
+    theirs = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in (b0, w0)]
+    opt = optim.AdamW(ours, lr=0.01, betas=(0.9, 0.99), weight_decay=0.1)
+    t_opt = torch.optim.AdamW([{"params": [theirs[0]], "weight_decay": 0.0},
+                               {"params": [theirs[1]], "weight_decay": 0.1}], lr=0.01, betas=(0.9, 0.99))
     for g in grads:
-        ours.grad = Tensor(g)
-        theirs.grad = torch.from_numpy(g.copy())
+        for p, t in zip(ours, theirs):
+            g_p, g = g[:p.data.size].reshape(p.shape), g[p.data.size:]
+            p.grad, t.grad = Tensor(g_p), torch.from_numpy(g_p.copy())
         opt.step()
         t_opt.step()
-    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-5, atol=1e-6)
+    for p, t in zip(ours, theirs):
+        np.testing.assert_allclose(p.numpy(), t.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_parameters_become_views_of_one_flat_array_and_survive_replacement():
+    from tinyllm.nn import Linear
+    layer = Linear(3, 2)
+    before = layer.state_dict()
+    opt = optim.SGD(layer.parameters(), lr=1.0)
+    assert opt.flat.shape == (8,) and opt.n_matrix == 6                 # weight (2, 3) first, then bias (2,)
+    assert all(np.shares_memory(p.data, opt.flat) for p in layer.parameters())
+    for name, value in layer.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])               # gathering changed no number
+    # load_state_dict replaces the arrays: the next step gathers the new ones and updates them.
+    layer.load_state_dict({"weight": np.ones((2, 3), np.float32), "bias": np.zeros(2, np.float32)})
+    for p in layer.parameters():
+        p.grad = Tensor(np.full(p.shape, 0.5, np.float32))
+    opt.step()
+    np.testing.assert_array_equal(layer.weight.numpy(), np.full((2, 3), 0.5, np.float32))
+    np.testing.assert_array_equal(layer.bias.numpy(), np.full(2, -0.5, np.float32))
+    assert all(np.shares_memory(p.data, opt.flat) for p in layer.parameters())
 
 
 def test_optimizer_state_dict_round_trip():

@@ -197,3 +197,12 @@ def test_scatter_add_sums_every_repeat_like_np_add_at(target_shape, index):
     np.add.at(expected, index, values)
     scatter_add(got, index, values)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_row_and_column_sums_are_the_sums_numpy_gives(rng):
+    from tinyllm.backend import column_sums, row_sums
+    for shape in [(5,), (4, 3), (2, 3, 7), (0, 4)]:
+        a = rng.standard_normal(shape).astype(np.float32)
+        np.testing.assert_allclose(row_sums(a), a.sum(axis=-1, keepdims=True), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(column_sums(a), a.reshape(-1, shape[-1]).sum(axis=0), rtol=1e-5, atol=1e-6)
+        assert row_sums(a).dtype == column_sums(a).dtype == np.float32

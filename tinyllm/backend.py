@@ -131,6 +131,27 @@ def scatter_add(target, index, values) -> None:
 
 
 # ---------------------------------------------------------------------------
+# Sums as matrix-vector products. Picture an array (..., C) as a matrix with one
+# row per position (every leading axis folded into rows). Summing its rows or its
+# columns is a product with a vector of ones, and BLAS does that product 2-5x
+# faster than NumPy's own sum over short rows; on a GPU a column-wise sum is one of
+# CuPy's slowest kernels (20% of a training step) while the product is not.
+# ---------------------------------------------------------------------------
+def row_sums(a):
+    """Σ over the last axis, kept as size 1: (..., C) -> (..., 1), as (N, C) @ ones(C)."""
+    C = a.shape[-1]
+    ones = array_module(a).ones(C, dtype=a.dtype)
+    return (a.reshape(-1, C) @ ones).reshape(*a.shape[:-1], 1)
+
+
+def column_sums(a):
+    """Σ over every axis but the last: (..., C) -> (C,), as ones(N) @ (N, C)."""
+    C = a.shape[-1]
+    rows = a.reshape(-1, C)
+    return array_module(a).ones(rows.shape[0], dtype=a.dtype) @ rows
+
+
+# ---------------------------------------------------------------------------
 # Random numbers: one generator per array module, seeded by ``manual_seed``
 # (as ``torch.manual_seed``), so dropout and initialisation are repeatable.
 # ---------------------------------------------------------------------------
@@ -143,7 +164,8 @@ def set_tf32(enabled: bool) -> None:
 
     TF32 rounds each input of a product to a 10-bit mantissa (about 3 decimal digits)
     and accumulates in float32: several times the GEMM speed, at a relative error near
-    1e-3 per product instead of 1e-6. Training usually cannot tell the difference;
+    1e-3 per product instead of 1e-6 (the sums done as products, ``row_sums`` and
+    ``column_sums``, may round alike). Training usually cannot tell the difference;
     a gradient check can. Elementwise work and the CPU are unaffected.
     """
     xp_for("cuda")  # a clear error if CuPy or the GPU is missing

@@ -48,8 +48,9 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
             "the batch; otherwise sum_to_shape undoes broadcast batch axes."),
     "3.1": ([f"{_GRAD}[relu]"], "Multiply g by the mask (a > 0)."),
     "3.2": (["tests/test_optim.py::test_sgd_with_momentum_by_hand"],
-            "Skip parameters without a gradient. With momentum, keep a buffer v per parameter "
-            "(self._buffer), v = μ·v + g in place, and step with v instead of g."),
+            "g holds every gradient, laid out like self.flat (all parameters in one array). With momentum, "
+            "keep one buffer v (self._buffer), v = μ·v + g in place, and step with v instead of g: "
+            "self.flat -= lr·g."),
     "4.1": ([f"{_GRAD}[log_softmax]"], "y = x - logΣe^x, so dx = g - softmax(x)·Σg, and softmax(x) = e^y."),
     "4.2": ([f"{_GRAD}[cross_entropy]", f"{_GRAD}[cross_entropy_3d_ignore]",
              "tests/test_functional.py::test_cross_entropy_by_hand"],
@@ -76,10 +77,12 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
             "y = x·s with s = σ(2u) from the forward: dy/dx = s + x·s(1-s)·2u', 2u' = 2c(1 + 3k·x²)."),
     "9.1": (["tests/test_optim.py::test_adamw_first_step_is_lr_times_sign_and_decays_only_matrices",
              "tests/test_optim.py::test_adamw_matches_pytorch"],
-            "Decay p by (1 - lr·wd) only if p.ndim ≥ 2. m = β1·m + (1-β1)·g; v = β2·v + (1-β2)·g²; "
-            "p -= (lr / bias1) · m / (√(v / bias2) + eps). All in place."),
+            "Everything is flat: self.flat holds all parameters, matrices first, so decay is "
+            "self.flat[:self.n_matrix] *= (1 - lr·wd). m = β1·m + (1-β1)·g; v = β2·v + (1-β2)·g²; "
+            "self.flat -= (lr / bias1) · m / (√(v / bias2) + eps). All in place."),
     "9.2": (["tests/test_optim.py::test_clip_grad_norm"],
-            "norm = √(Σ over all parameters of Σ g²); scale = min(1, max_norm / (norm + 1e-6)); give each "
+            "norm = √(Σ over all parameters of Σ g²) (concatenate them into one vector v: √(v·v)); "
+            "scale = min(1, max_norm / (norm + 1e-6)); give each "
             "parameter a new gradient array g·scale; return norm."),
     "9.3": (["tests/test_optim.py::test_cosine_schedule"],
             "Before warmup_steps: max_lr·(step+1)/(warmup_steps+1). After decay_steps: min_lr. Between: "
