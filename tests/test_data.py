@@ -32,7 +32,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server():
+def server(monkeypatch):
+    for name in ("no_proxy", "NO_PROXY"):  # a machine's http_proxy must not catch requests to ourselves
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

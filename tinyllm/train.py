@@ -61,8 +61,11 @@ class TrainConfig:
         return GPTConfig.from_preset(self.preset, vocab_size=vocab_size, dropout=self.dropout, **overrides)
 
 
-def gemm_peak_flops(n: int = 1024, device: str = "cpu") -> float:
-    """float32 FLOP/s of a large matmul on ``device``: the ceiling a GEMM-bound step can reach."""
+def gemm_peak_flops(n: int | None = None, device: str = "cpu") -> float:
+    """float32 FLOP/s of a large (n, n) matmul on ``device``: the ceiling a GEMM-bound step can reach.
+
+    n defaults to 1024 on the CPU and 4096 on a GPU, which a smaller product cannot fill."""
+    n = n or (4096 if device == "cuda" else 1024)
     xp = xp_for(device)
     a = xp.ones((n, n), dtype=xp.float32)
     best = float("inf")
