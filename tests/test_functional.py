@@ -82,9 +82,12 @@ def test_masked_softmax_equals_masked_fill_then_softmax():
 
 
 def test_gelu_is_finite_and_exact_far_from_zero():
+    x = Tensor([-100.0, -12.0, 12.0, 100.0], requires_grad=True)
     with np.errstate(over="raise", invalid="raise", divide="raise"):  # no overflow warning either
-        y = F.gelu(Tensor([-100.0, -12.0, 12.0, 100.0])).numpy()
-    np.testing.assert_allclose(y, [0.0, 0.0, 12.0, 100.0], atol=1e-6)
+        y = F.gelu(x)
+        y.sum().backward()
+    np.testing.assert_allclose(y.numpy(), [0.0, 0.0, 12.0, 100.0], atol=1e-6)
+    np.testing.assert_allclose(x.grad.numpy(), [0.0, 0.0, 1.0, 1.0], atol=1e-6)  # flat, then the identity
 
 
 def test_masked_fill_and_where():

@@ -136,3 +136,42 @@ def test_parameter_names_follow_the_attribute_path():
     names = [n for n, _ in tiny_model().named_parameters()]
     assert names[:3] == ["wte.weight", "wpe.weight", "h.0.ln_1.weight"]
     assert "h.1.mlp.c_proj.bias" in names and "lm_head.weight" not in names  # tied to wte
+
+
+def float64_results_of_a_training_step(model) -> tuple[list[str], int]:
+    """Run forward, backward, clip and AdamW, watching every value a tinyllm function returns
+    (ops, backward closures, helpers): the names of those that returned float64, and the count seen."""
+    import sys
+    from pathlib import Path
+    from tinyllm import Tensor
+    package = str(Path(tinyllm.__file__).parent)
+    opt = optim.AdamW(model.parameters(), lr=1e-3)
+    ids = np.random.default_rng(0).integers(0, model.config.vocab_size, (2, model.config.block_size + 1))
+    culprits, seen = [], [0]
+
+    def watch(frame, event, value):
+        if event == "return" and frame.f_code.co_filename.startswith(package):
+            for v in value if isinstance(value, tuple) else (value,):
+                data = v.data if isinstance(v, Tensor) else v
+                if isinstance(data, np.ndarray):
+                    seen[0] += 1
+                    if data.dtype == np.float64:
+                        culprits.append(frame.f_code.co_qualname)
+    sys.setprofile(watch)
+    try:
+        _, loss = model(ids[:, :-1], ids[:, 1:])
+        opt.zero_grad()
+        loss.backward()
+        optim.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    finally:
+        sys.setprofile(None)
+    return culprits, seen[0]
+
+
+def test_a_training_step_never_makes_a_float64_array():
+    culprits, seen = float64_results_of_a_training_step(tiny_model(dropout=0.1))
+    assert seen > 100 and culprits == []
+    # the watch does see float64 when there is some: the same step in a float64 model
+    culprits, _ = float64_results_of_a_training_step(tiny_model().to(dtype=np.float64))
+    assert "linear" in culprits and "layer_norm.<locals>.backward" in culprits

@@ -14,9 +14,9 @@ from tinyllm.model import GPTConfig
 
 
 class TorchAttention(nn.Module):
-    def __init__(self, c: GPTConfig):
+    def __init__(self, c: GPTConfig, fused: bool = False):
         super().__init__()
-        self.n_head = c.n_head
+        self.n_head, self.fused = c.n_head, fused
         self.c_attn = nn.Linear(c.n_embd, 3 * c.n_embd)
         self.c_proj = nn.Linear(c.n_embd, c.n_embd)
 
@@ -24,9 +24,12 @@ class TorchAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
-        att = att.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), 1), float("-inf"))
-        y = torch.softmax(att, dim=-1) @ v
+        if self.fused:  # PyTorch's one-kernel attention, as nanoGPT uses: the same numbers, faster
+            y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
+            att = att.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), 1), float("-inf"))
+            y = torch.softmax(att, dim=-1) @ v
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -41,9 +44,9 @@ class TorchMLP(nn.Module):
 
 
 class TorchBlock(nn.Module):
-    def __init__(self, c: GPTConfig):
+    def __init__(self, c: GPTConfig, fused: bool = False):
         super().__init__()
-        self.ln_1, self.attn = nn.LayerNorm(c.n_embd), TorchAttention(c)
+        self.ln_1, self.attn = nn.LayerNorm(c.n_embd), TorchAttention(c, fused)
         self.ln_2, self.mlp = nn.LayerNorm(c.n_embd), TorchMLP(c)
 
     def forward(self, x):
@@ -52,10 +55,12 @@ class TorchBlock(nn.Module):
 
 
 class TorchGPT(nn.Module):
-    def __init__(self, c: GPTConfig):
+    """``fused=True``: attention by ``scaled_dot_product_attention``, as nanoGPT's model."""
+
+    def __init__(self, c: GPTConfig, fused: bool = False):
         super().__init__()
         self.wte, self.wpe = nn.Embedding(c.vocab_size, c.n_embd), nn.Embedding(c.block_size, c.n_embd)
-        self.h = nn.ModuleList(TorchBlock(c) for _ in range(c.n_layer))
+        self.h = nn.ModuleList(TorchBlock(c, fused) for _ in range(c.n_layer))
         self.ln_f = nn.LayerNorm(c.n_embd)
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .backend import array_module, column_sums, device_of, rng, row_sums
 from .tensor import Tensor, as_tensors, from_op, sum_to_shape
 
@@ -112,8 +114,8 @@ def gelu(x: Tensor) -> Tensor:
     s *= -2 * _GELU_C * _GELU_K
     s -= 2 * _GELU_C
     s *= a                                      # -2u = -2c(x + k·x³)
-    xp.minimum(s, 80.0, out=s)                  # e^80 is finite in float32; σ is 0 there anyway
-    xp.exp(s, out=s)
+    with np.errstate(over="ignore"):            # for x < -10, e^(-2u) overflows to inf, and σ = 1/(1 + inf)
+        xp.exp(s, out=s)                        # is 0, as it should be: no warning wanted (NumPy's; CuPy gives none)
     s += 1
     xp.reciprocal(s, out=s)
 
