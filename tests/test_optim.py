@@ -115,3 +115,19 @@ def test_cosine_schedule():
 def test_empty_parameter_list_is_an_error():
     with pytest.raises(ValueError, match="empty parameter list"):
         optim.AdamW([])
+
+
+def test_a_model_cast_after_the_optimizer_was_made_still_trains_in_its_new_dtype():
+    from tinyllm.nn import Linear
+    layer = Linear(3, 2)
+    opt = optim.AdamW(layer.parameters(), lr=0.1)
+    for p in layer.parameters():
+        p.grad = Tensor(np.ones(p.shape, np.float32))
+    opt.step()
+    layer.to(dtype=np.float64)
+    before = layer.weight.numpy().copy()
+    for p in layer.parameters():
+        p.grad = Tensor(np.ones(p.shape), dtype=np.float64)
+    opt.step()
+    assert opt.flat.dtype == opt.state["exp_avg"].dtype == layer.weight.dtype == np.float64
+    assert np.all(layer.weight.numpy() < before)  # it moved, against its gradient

@@ -59,7 +59,8 @@ class Optimizer:
             start += p.data.size
         self._layout = layout
         self._views = [p.data for p in self.params]
-        self.state = {name: to_device(buf, first.device) for name, buf in self.state.items()}
+        self.state = {name: to_device(buf, first.device).astype(self.flat.dtype, copy=False)
+                      for name, buf in self.state.items()}
 
     def flat_grad(self):
         """Every parameter's gradient gathered into one flat array laid out like ``self.flat``.
@@ -78,10 +79,11 @@ class Optimizer:
     def _scratch(self, name: str):
         """A working buffer shaped like ``self.flat``, kept between steps (not saved). Big arrays
         made afresh each step cost the OS a page fault per 4 KiB on the CPU; reused ones do not."""
-        if self._scratch_buffers.get(name) is None or self._scratch_buffers[name].shape != self.flat.shape \
-                or array_module(self._scratch_buffers[name]) is not array_module(self.flat):
-            self._scratch_buffers[name] = array_module(self.flat).empty_like(self.flat)
-        return self._scratch_buffers[name]
+        buf = self._scratch_buffers.get(name)
+        if buf is None or (buf.shape, buf.dtype, device_of(buf)) != (self.flat.shape, self.flat.dtype,
+                                                                     device_of(self.flat)):
+            buf = self._scratch_buffers[name] = array_module(self.flat).empty_like(self.flat)
+        return buf
 
     def zero_grad(self) -> None:
         for p in self.params:
