@@ -28,11 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from bench.common import print_table, random_batch  # noqa: E402
-from bench.train_step import make_steps  # noqa: E402
-import tinyllm  # noqa: E402
-from tinyllm import optim  # noqa: E402
+from bench.train_step import tinyllm_steps, torch_steps  # noqa: E402
 from tinyllm.backend import set_tf32, xp_for  # noqa: E402
-from tinyllm.model import GPT  # noqa: E402
 
 BATCH = {"gpt2": 16, "char-small": 64}
 
@@ -53,27 +50,18 @@ def time_step(step, steps: int, sync) -> float:
 def bench_tinyllm(config, ids, steps, tf32):
     cp = xp_for("cuda")
     set_tf32(tf32)
-    tinyllm.manual_seed(0)
-    model = GPT(config).to("cuda")
-    opt = optim.AdamW(model.parameters(), lr=1e-3)
-    x, y = cp.asarray(ids[:, :-1]), cp.asarray(ids[:, 1:])
-    _, full = make_steps(lambda: model(x, y)[1], opt, lambda: optim.clip_grad_norm_(model.parameters(), 1.0))
+    model, _, full = tinyllm_steps(config, ids, "cuda")
     pool = cp.get_default_memory_pool()
     seconds = time_step(full, steps, cp.cuda.Device().synchronize)
     peak = pool.total_bytes()  # the pool keeps every block it ever needed: its size is the peak
     set_tf32(False)
-    return seconds, peak, {k: cp.asnumpy(v) for k, v in model.state_dict().items()}
+    return seconds, peak, model.state_dict()
 
 
 def bench_torch(config, ids, state, steps, tf32):
     import torch
-    from torch_gpt import TorchGPT, load_tinyllm_state
     torch.backends.cuda.matmul.allow_tf32 = tf32
-    model = TorchGPT(config).cuda()
-    load_tinyllm_state(model, state)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x, y = torch.from_numpy(ids[:, :-1].copy()).cuda(), torch.from_numpy(ids[:, 1:].copy()).cuda()
-    _, full = make_steps(lambda: model(x, y)[1], opt, lambda: torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
+    _, full = torch_steps(config, ids, state, "cuda")
     torch.cuda.reset_peak_memory_stats()
     seconds = time_step(full, steps, torch.cuda.synchronize)
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -100,11 +88,7 @@ def profile(config, ids, steps: int, with_torch: bool) -> None:
     """Print tinyllm's host vs GPU ms per step and, with PyTorch, both frameworks' kernel tables."""
     from cupyx.profiler import benchmark
     cp = xp_for("cuda")
-    tinyllm.manual_seed(0)
-    model = GPT(config).to("cuda")
-    opt = optim.AdamW(model.parameters(), lr=1e-3)
-    x, y = cp.asarray(ids[:, :-1]), cp.asarray(ids[:, 1:])
-    _, full = make_steps(lambda: model(x, y)[1], opt, lambda: optim.clip_grad_norm_(model.parameters(), 1.0))
+    model, _, full = tinyllm_steps(config, ids, "cuda")
     result = benchmark(full, n_repeat=steps, n_warmup=2)
     print(f"tinyllm: host time to issue a step {result.cpu_times.mean() * 1e3:.1f} ms, "
           f"GPU time {result.gpu_times.mean() * 1e3:.1f} ms")
@@ -112,13 +96,7 @@ def profile(config, ids, steps: int, with_torch: bool) -> None:
         return
     kernel_table(full, steps, cp.cuda.Device().synchronize)
     import torch
-    from torch_gpt import TorchGPT, load_tinyllm_state
-    reference = TorchGPT(config).cuda()
-    load_tinyllm_state(reference, {k: cp.asnumpy(v) for k, v in model.state_dict().items()})
-    t_opt = torch.optim.AdamW(reference.parameters(), lr=1e-3)
-    tx, ty = torch.from_numpy(ids[:, :-1].copy()).cuda(), torch.from_numpy(ids[:, 1:].copy()).cuda()
-    _, t_full = make_steps(lambda: reference(tx, ty)[1], t_opt,
-                           lambda: torch.nn.utils.clip_grad_norm_(reference.parameters(), 1.0))
+    _, t_full = torch_steps(config, ids, model.state_dict(), "cuda")
     t_full()
     print("PyTorch eager, the same step:")
     kernel_table(t_full, steps, torch.cuda.synchronize)

@@ -30,6 +30,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from bench.common import print_table, random_batch  # noqa: E402
 import tinyllm  # noqa: E402
 from tinyllm import optim  # noqa: E402
+from tinyllm.backend import to_device, to_numpy  # noqa: E402
 from tinyllm.model import GPT  # noqa: E402
 from tinyllm.train import flops_per_token, gemm_peak_flops  # noqa: E402
 
@@ -68,21 +69,23 @@ def make_steps(loss_fn, opt, clip):
     return fwd_bwd, full
 
 
-def tinyllm_steps(config, ids):
+def tinyllm_steps(config, ids, device: str = "cpu"):
+    """The model and its two timed callables, with the model and the batch on ``device``."""
     tinyllm.manual_seed(0)
-    model = GPT(config)
+    model = GPT(config).to(device)
     opt = optim.AdamW(model.parameters(), lr=1e-3)
-    x, y = ids[:, :-1], ids[:, 1:]
+    x, y = to_device(ids[:, :-1], device), to_device(ids[:, 1:], device)
     return model, *make_steps(lambda: model(x, y)[1], opt, lambda: optim.clip_grad_norm_(model.parameters(), 1.0))
 
 
-def torch_steps(config, ids, state):
+def torch_steps(config, ids, state, device: str = "cpu"):
+    """The same two callables in PyTorch eager, from tinyllm's ``state`` (name -> array)."""
     import torch
     from torch_gpt import TorchGPT, load_tinyllm_state
-    model = TorchGPT(config)
-    load_tinyllm_state(model, state)
+    model = TorchGPT(config).to(device)
+    load_tinyllm_state(model, {name: to_numpy(a) for name, a in state.items()})
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x, y = torch.from_numpy(ids[:, :-1].copy()), torch.from_numpy(ids[:, 1:].copy())
+    x, y = (torch.from_numpy(a.copy()).to(device) for a in (ids[:, :-1], ids[:, 1:]))
     return make_steps(lambda: model(x, y)[1], opt, lambda: torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
 
 
