@@ -38,7 +38,6 @@ class Optimizer:
         self.lr = lr
         self.steps = 0
         self.state: dict[str, object] = {}  # name -> flat array laid out like self.flat
-        self._scratch_buffers: dict[str, object] = {}
         self._gather()
 
     def _gather(self) -> None:
@@ -61,6 +60,7 @@ class Optimizer:
         self._views = [p.data for p in self.params]
         self.state = {name: to_device(buf, first.device).astype(self.flat.dtype, copy=False)
                       for name, buf in self.state.items()}
+        self._scratch_buffers: dict[str, object] = {}  # made again, like the new self.flat, on first use
 
     def flat_grad(self):
         """Every parameter's gradient gathered into one flat array laid out like ``self.flat``.
@@ -79,11 +79,9 @@ class Optimizer:
     def _scratch(self, name: str):
         """A working buffer shaped like ``self.flat``, kept between steps (not saved). Big arrays
         made afresh each step cost the OS a page fault per 4 KiB on the CPU; reused ones do not."""
-        buf = self._scratch_buffers.get(name)
-        if buf is None or (buf.shape, buf.dtype, device_of(buf)) != (self.flat.shape, self.flat.dtype,
-                                                                     device_of(self.flat)):
-            buf = self._scratch_buffers[name] = array_module(self.flat).empty_like(self.flat)
-        return buf
+        if name not in self._scratch_buffers:
+            self._scratch_buffers[name] = array_module(self.flat).empty_like(self.flat)
+        return self._scratch_buffers[name]
 
     def zero_grad(self) -> None:
         for p in self.params:
