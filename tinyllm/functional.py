@@ -52,6 +52,15 @@ def _filled(data, mask, value: float):
     return xp.where(_device_mask(mask, data), xp.asarray(value, dtype=data.dtype), data)
 
 
+def _mask_bias(mask, data):
+    """0 where the boolean ``mask`` is false and -inf where it is true, in ``data``'s dtype.
+
+    Adding it to scores masks them; a broadcast add of a (T, T) bias is several times
+    faster than ``where`` over the whole (B, H, T, T) array."""
+    xp = array_module(data)
+    return xp.where(_device_mask(mask, data), xp.asarray(-math.inf, dtype=data.dtype), xp.asarray(0, dtype=data.dtype))
+
+
 def _sum_along(a, axis: int):
     """``a.sum(axis, keepdims=True)``; along the last axis as a matrix-vector product (faster)."""
     return row_sums(a) if axis in (-1, a.ndim - 1) else a.sum(axis=axis, keepdims=True)
@@ -69,7 +78,7 @@ def softmax(x: Tensor, axis: int = -1, mask=None) -> Tensor:
     if mask is None:
         y = x.data - x.data.max(axis=axis, keepdims=True)
     else:
-        y = _filled(x.data, mask, -math.inf)            # -inf where masked: e^-inf = 0
+        y = x.data + _mask_bias(mask, x.data)           # -inf where masked: e^-inf = 0
         y -= y.max(axis=axis, keepdims=True)
     xp.exp(y, out=y)
     y /= _sum_along(y, axis)
@@ -123,10 +132,9 @@ def gelu(x: Tensor) -> Tensor:
         # y = x·σ(2u)   =>   dy/dx = σ + x·σ(1 - σ)·2u',   with 2u' = 2c(1 + 3k·x²)
         # BEGIN EXERCISE 8.2: backward of gelu: dy/dx = σ + x·σ(1 - σ)·2u'
         d = a * a
-        d *= 3 * _GELU_K
-        d += 1
-        d *= a
-        d *= 2 * _GELU_C                        # x·2u'
+        d *= 6 * _GELU_C * _GELU_K
+        d += 2 * _GELU_C
+        d *= a                                  # x·2u'
         d *= s
         d *= 1 - s
         d += s
@@ -186,9 +194,9 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and p.shape != (C,):
             raise ValueError(f"layer_norm: {name} has shape {p.shape}, expected ({C},) for input {x.shape}")
-    xc = x.data - row_sums(x.data) / C                                   # x - μ
-    rstd = 1.0 / xp.sqrt(row_sums(xc * xc) / C + eps)                    # 1/σ, (..., 1)
-    xhat = xc * rstd                                                     # (..., C)
+    xhat = x.data - row_sums(x.data) / C                                 # x - μ
+    rstd = 1.0 / xp.sqrt(row_sums(xhat * xhat) / C + eps)                # 1/σ, (..., 1)
+    xhat *= rstd                                                         # (x - μ)/σ, (..., C)
     y = xhat * weight.data if weight is not None else xhat.copy()
     if bias is not None:
         y += bias.data
@@ -199,7 +207,8 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
         #   dx = (d - mean(d) - x̂ · mean(d·x̂)) / σ
         # BEGIN EXERCISE 8.1: backward of layer_norm: dx = (d - mean(d) - x̂·mean(d·x̂))/σ with d = g·w
         d = g * weight.data if weight is not None else g
-        dx = d - row_sums(d) / C - xhat * (row_sums(d * xhat) / C)
+        dx = d - row_sums(d) / C
+        dx -= xhat * (row_sums(d * xhat) / C)
         dx *= rstd
         grads = [dx]
         if weight is not None:
