@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from tinyllm import Tensor, no_grad
+from tinyllm.gradcheck import gradcheck
 from tinyllm.tensor import sum_to_shape
 
 
@@ -64,6 +65,35 @@ def test_backward_twice_needs_retain_graph():
     z.backward()
     with pytest.raises(RuntimeError, match="second time"):
         z.backward()
+
+
+def test_an_op_with_several_outputs_runs_its_backward_once_after_all_their_consumers():
+    # split has three results. The last one reaches the loss through a long chain that the
+    # walk finishes after the first one; its gradient must be in when split's backward runs.
+    x = Tensor(np.random.default_rng(0).normal(size=(4, 3)), dtype=np.float64, requires_grad=True)
+
+    def f(x):
+        a, unused, c = x.split([1, 2, 1], axis=0)
+        deep = (c * 2).tanh().exp() * 3
+        return (a * c).sum() + (deep * a).sum()
+
+    gradcheck(f, [x])
+    x.grad = None
+    f(x).backward()
+    assert (x.grad.numpy()[1:3] == 0).all()  # the piece no gradient reached gets zeros
+
+
+def test_split_outputs_retain_grad_and_refuse_a_second_backward():
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    a, b = x.split(2)
+    a.retain_grad()
+    y = (a * a).sum() + b.sum() * 5
+    y.backward(retain_graph=True)
+    np.testing.assert_allclose(a.grad.numpy(), [2.0, 4.0])
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [4.0, 8.0, 10.0])
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
 
 
 def test_no_grad_records_nothing_and_restores():

@@ -89,9 +89,9 @@ class CausalSelfAttention(Module):
     def forward(self, x: Tensor, cache: dict | None = None) -> Tensor:
         B, T, C = x.shape
         H, D = self.n_head, C // self.n_head
-        qkv = self.c_attn(x)                                       # (B, T, C) -> (B, T, 3C)
-        qkv = qkv.reshape(B, T, 3, H, D).permute(2, 0, 3, 1, 4)    # (3, B, H, T, D): one slab per head
-        q, k, v = qkv[0], qkv[1], qkv[2]                           # each (B, H, T, D)
+        q, k, v = self.c_attn(x).split(C, axis=2)                  # (B, T, 3C) -> three (B, T, C)
+        # Give each head its own slab: (B, T, C) -> (B, T, H, D) -> (B, H, T, D)
+        q, k, v = (t.reshape(B, T, H, D).transpose(1, 2) for t in (q, k, v))
         if cache is not None:
             # KV cache (generation): the keys and values of earlier positions never change,
             # so keep them and append this step's; then only the new queries need computing.

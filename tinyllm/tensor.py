@@ -12,6 +12,7 @@ forward beside its backward; they build their results with ``from_op`` below.
 """
 from __future__ import annotations
 
+from collections import Counter
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
@@ -86,6 +87,7 @@ class Tensor:
         self._backward: Callable | None = None
         self._op = ""
         self._retains_grad = False
+        self._outputs: tuple[Tensor, ...] = ()  # all outputs of the op that made this one, if several
         if requires_grad:
             self.requires_grad_(True)
 
@@ -175,14 +177,27 @@ class Tensor:
                 raise ValueError(f"backward(grad): grad has shape {grad.shape}, tensor has {self.shape}")
 
         grads = {id(self): grad}  # node -> dLoss/dNode, summed over all its consumers
-        for node in reversed(self._topological_order()):
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue  # no path from this node to the loss carried a gradient
-            if node.is_leaf or node._retains_grad:
-                node._accumulate_grad(g)
-            if node.is_leaf:
-                continue
+        order = self._topological_order()
+        # An op with several outputs (``split``) runs its backward once for all of them, when
+        # the walk reaches the last of them: by then every consumer of each one is done.
+        outputs_to_come = Counter(id(node._outputs) for node in order if node._outputs)
+        for node in reversed(order):
+            if node._outputs:
+                outputs_to_come[id(node._outputs)] -= 1
+                if outputs_to_come[id(node._outputs)]:
+                    continue
+                g = [grads.pop(id(out), None) for out in node._outputs]  # the backward takes them all
+                for out, out_grad in zip(node._outputs, g):
+                    if out._retains_grad and out_grad is not None:
+                        out._accumulate_grad(out_grad)
+            else:
+                g = grads.pop(id(node), None)
+                if g is None:
+                    continue  # no path from this node to the loss carried a gradient
+                if node.is_leaf or node._retains_grad:
+                    node._accumulate_grad(g)
+                if node.is_leaf:
+                    continue
             if node._backward is None:
                 raise RuntimeError(f"backward through the {node._op} op a second time: its saved arrays "
                                    "were freed by the first backward (use backward(retain_graph=True))")
@@ -195,7 +210,8 @@ class Tensor:
                 key = id(parent)
                 grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
             if not retain_graph:
-                node._parents, node._backward = (), None
+                for out in node._outputs or (node,):
+                    out._parents, out._backward = (), None
 
     def _topological_order(self) -> list["Tensor"]:
         """Every tensor this one depends on (that requires grad), parents before children.
@@ -241,11 +257,22 @@ def from_op(data, parents: Sequence[Tensor], backward: Callable, op: str) -> Ten
     out.grad = None
     out._op = op
     out._retains_grad = False
+    out._outputs = ()
     out.requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
     out.is_leaf = not out.requires_grad
     out._parents = tuple(parents) if out.requires_grad else ()
     out._backward = backward if out.requires_grad else None
     return out
+
+
+def from_op_outputs(datas: Sequence, parents: Sequence[Tensor], backward: Callable, op: str) -> tuple[Tensor, ...]:
+    """``from_op`` for an op with several results. ``backward(gs)`` receives a list holding
+    dLoss/d(each result), None for a result no gradient reached, and runs once for all."""
+    outputs = tuple(from_op(data, parents, backward, op) for data in datas)
+    if outputs[0].requires_grad:
+        for out in outputs:
+            out._outputs = outputs
+    return outputs
 
 
 def as_tensors(op: str, *values) -> list[Tensor]:

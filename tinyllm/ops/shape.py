@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from ..backend import array_module, scatter_add
-from ..tensor import Tensor, as_tensors, from_op
+from ..tensor import Tensor, as_tensors, from_op, from_op_outputs
 
 
 def reshape(a: Tensor, *shape) -> Tensor:
@@ -103,9 +103,12 @@ def split(a: Tensor, split_size_or_sections: int | Sequence[int], axis: int = 0)
         sizes = list(split_size_or_sections)
     if sum(sizes) != n:
         raise ValueError(f"split: sizes {sizes} do not add up to {n}, the length of axis {axis} of {a.shape}")
-    pieces, start = [], 0
-    lead = (slice(None),) * (axis % a.ndim)
-    for size in sizes:  # each piece is a slice; getitem's backward puts its gradient back in place
-        pieces.append(getitem(a, lead + (slice(start, start + size),)))
-        start += size
-    return tuple(pieces)
+    xp = array_module(a.data)
+    pieces = xp.split(a.data, list(accumulate(sizes))[:-1], axis=axis)  # views into a
+
+    def backward(gs):
+        # One op with several results: each piece's gradient goes back to its own stretch of a,
+        # all in one concatenation (zeros for a piece no gradient reached). Slicing each piece
+        # on its own would instead make one full-size gradient of a per piece, mostly zeros.
+        return (xp.concatenate([g if g is not None else xp.zeros_like(p) for g, p in zip(gs, pieces)], axis=axis),)
+    return from_op_outputs(pieces, (a,), backward, "split")
