@@ -187,6 +187,8 @@ class Tensor:
                 if outputs_to_come[id(node._outputs)]:
                     continue
                 g = [grads.pop(id(out), None) for out in node._outputs]  # the backward takes them all
+                if all(out_grad is None for out_grad in g):
+                    continue
                 for out, out_grad in zip(node._outputs, g):
                     if out._retains_grad and out_grad is not None:
                         out._accumulate_grad(out_grad)
