@@ -146,6 +146,8 @@ def main() -> None:
     parser.add_argument("--sequential", action="store_true", help="whole runs one after the other instead of lockstep")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each (taken in turn); the median ratio counts")
     args = parser.parse_args()
+    if args.segment < 10 or args.segment % 10:
+        parser.error("--segment must be a multiple of 10: tinyllm's train logs every 10 steps")
     rows, ratios = [], []
     with tempfile.TemporaryDirectory() as out:
         for r in range(args.rounds):
