@@ -117,14 +117,15 @@ def pytorch_loop(data: str, steps: int, out: str, result: dict):
 def run_in_lockstep(data: str, steps: int, out: str, segment: int) -> dict[str, tuple[float, float]]:
     """Both runs at once: whenever tinyllm logs a step that is a multiple of ``segment``, the
     PyTorch loop is run up to the same step. Each side's seconds count only its own work."""
-    result, pytorch_seconds, pytorch_steps = {}, [0.0], [0]
+    result, pytorch_seconds, pytorch_steps = {}, 0.0, 0
     loop = pytorch_loop(data, steps, out, result)
 
     def advance_pytorch(to_step: float) -> None:
+        nonlocal pytorch_seconds, pytorch_steps
         start = time.perf_counter()
-        while pytorch_steps[0] < to_step:
-            pytorch_steps[0] = next(loop, math.inf)  # inf once the loop has finished
-        pytorch_seconds[0] += time.perf_counter() - start
+        while pytorch_steps < to_step:
+            pytorch_steps = next(loop, math.inf)  # inf once the loop has finished
+        pytorch_seconds += time.perf_counter() - start
 
     def on_log(line: str) -> None:  # train() logs "step    50 | loss ..." after that step's update
         logged = re.match(r"step\s+(\d+) \| loss", line)
@@ -132,9 +133,9 @@ def run_in_lockstep(data: str, steps: int, out: str, segment: int) -> dict[str, 
             advance_pytorch(int(logged[1]) + 1)
 
     seconds, tinyllm_val = run_tinyllm(data, steps, out, log=on_log)
-    tinyllm_seconds = seconds - pytorch_seconds[0]  # its wall time, less the PyTorch segments run inside it
+    tinyllm_seconds = seconds - pytorch_seconds  # its wall time, less the PyTorch segments run inside it
     advance_pytorch(math.inf)
-    return {"pytorch (nanoGPT loop)": (pytorch_seconds[0], result["val"]),
+    return {"pytorch (nanoGPT loop)": (pytorch_seconds, result["val"]),
             "tinyllm train": (tinyllm_seconds, tinyllm_val)}
 
 
