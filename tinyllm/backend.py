@@ -11,6 +11,7 @@ CuPy is imported lazily, only when someone asks for the ``"cuda"`` device.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from types import ModuleType
 
 import numpy as np
@@ -137,18 +138,26 @@ def scatter_add(target, index, values) -> None:
 # faster than NumPy's own sum over short rows; on a GPU a column-wise sum is one of
 # CuPy's slowest kernels (20% of a training step) while the product is not.
 # ---------------------------------------------------------------------------
+@lru_cache(maxsize=64)
+def _ones(xp: ModuleType, n: int, dtype):
+    """A vector of n ones, made once and kept (on a GPU every new one costs a kernel launch)."""
+    ones = xp.ones(n, dtype=dtype)
+    if xp is np:
+        ones.flags.writeable = False  # shared by every caller: nobody may change it
+    return ones
+
+
 def row_sums(a):
     """Σ over the last axis, kept as size 1: (..., C) -> (..., 1), as (N, C) @ ones(C)."""
     C = a.shape[-1]
-    ones = array_module(a).ones(C, dtype=a.dtype)
-    return (a.reshape(-1, C) @ ones).reshape(*a.shape[:-1], 1)
+    return (a.reshape(-1, C) @ _ones(array_module(a), C, a.dtype)).reshape(*a.shape[:-1], 1)
 
 
 def column_sums(a):
     """Σ over every axis but the last: (..., C) -> (C,), as ones(N) @ (N, C)."""
     C = a.shape[-1]
     rows = a.reshape(-1, C)
-    return array_module(a).ones(rows.shape[0], dtype=a.dtype) @ rows
+    return _ones(array_module(a), rows.shape[0], a.dtype) @ rows
 
 
 # ---------------------------------------------------------------------------

@@ -72,7 +72,7 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
             "scores = (q / √D) @ kᵀ, shape (B, H, T, T_keys); the mask comes from causal_mask(T, T_keys, xp); "
             "then F.softmax(scores, axis=-1, mask=mask)."),
     "8.1": ([f"{_GRAD}[layer_norm]", f"{_GRAD}[layer_norm_plain]"],
-            "With d = g·w: dx = (d - mean(d) - x̂·mean(d·x̂)) · rstd. dw = Σ g·x̂ and db = Σ g over all rows."),
+            "With d = g·w: dx = (d - mean(d) - x̂·mean(d·x̂)) · rstd, the means along the last axis (row_sums / C)."),
     "8.2": ([f"{_GRAD}[gelu]"],
             "y = x·s with s = σ(2u) from the forward: dy/dx = s + x·s(1-s)·2u', 2u' = 2c(1 + 3k·x²)."),
     "9.1": (["tests/test_optim.py::test_adamw_first_step_is_lr_times_sign_and_decays_only_matrices",

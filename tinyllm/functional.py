@@ -5,6 +5,9 @@ lessons do that first. Here each is *fused*: one op whose backward is the
 derivative worked out on paper, which needs fewer saved arrays and far fewer
 passes over memory than the chain of small ops it replaces. The derivation sits
 beside each backward, and tests check every one against finite differences.
+
+On a GPU, GELU, softmax and LayerNorm run their formulas as fused CUDA kernels
+instead (cuda_kernels.py): the same maths in one pass over memory per formula.
 """
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ import math
 
 import numpy as np
 
-from .backend import array_module, column_sums, device_of, rng, row_sums
+from . import cuda_kernels
+from .backend import array_module, column_sums, device_of, is_cupy_array, rng, row_sums
 from .tensor import Tensor, as_tensors, from_op, sum_to_shape
 
 
@@ -75,6 +79,10 @@ def softmax(x: Tensor, axis: int = -1, mask=None) -> Tensor:
     Every row must keep at least one unmasked entry.
     """
     xp = array_module(x.data)
+    if is_cupy_array(x.data) and axis in (-1, x.ndim - 1):  # on a GPU: the same maths, fused kernels
+        masked = False if mask is None else _device_mask(mask, x.data)
+        y = cuda_kernels.softmax(x.data, masked)[0]
+        return from_op(y, (x,), lambda g: (cuda_kernels.softmax_backward(y, g),), "softmax")
     if mask is None:
         y = x.data - x.data.max(axis=axis, keepdims=True)
     else:
@@ -119,6 +127,9 @@ def gelu(x: Tensor) -> Tensor:
     """
     xp = array_module(x.data)
     a = x.data
+    if is_cupy_array(a):  # on a GPU: the same formulas, one kernel each way
+        return from_op(cuda_kernels.gelu(a, _GELU_C, _GELU_K), (x,),
+                       lambda g: (cuda_kernels.gelu_backward(a, g, _GELU_C, _GELU_K),), "gelu")
     s = a * a                                   # s becomes σ(2u) = 1 / (1 + e^(-2u)), in place:
     s *= -2 * _GELU_C * _GELU_K
     s -= 2 * _GELU_C
@@ -165,15 +176,19 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int = -100) -> Tensor:
     t = xp.where(valid, t, 0)                           # any real row; ignored rows are weighted 0 below
     rows = xp.arange(len(t))
 
-    # loss_n = log Σ_v e^{z_nv} - z_n,t   (with the row max subtracted for stability)
-    shifted = z - z.max(axis=1, keepdims=True)
-    target_logit = shifted[rows, t]
-    probs = xp.exp(shifted, out=shifted)                # reuse the buffer: shifted is no longer needed
-    total = row_sums(probs)                             # (N, 1)
+    # loss_n = log Σ_v e^{z_nv} - z_n,t = log Σ_v e^{z_nv - m} - (z_n,t - m), m the row's max (for stability)
+    if is_cupy_array(z):                                # on a GPU: fused kernels, the same maths
+        probs, m, total = cuda_kernels.softmax(z)
+        target_logit = z[rows, t] - m[:, 0]
+    else:
+        shifted = z - z.max(axis=1, keepdims=True)
+        target_logit = shifted[rows, t]
+        probs = xp.exp(shifted, out=shifted)            # reuse the buffer: shifted is no longer needed
+        total = row_sums(probs)                         # (N, 1)
+        probs /= total
     nll = xp.log(total[:, 0]) - target_logit
     count = xp.maximum(valid.sum(), 1).astype(z.dtype)
     loss = (nll * valid).sum() / count
-    probs /= total
 
     def backward(g):
         # BEGIN EXERCISE 4.2: backward of cross_entropy: (softmax - onehot(target)) / count, 0 for ignored rows
@@ -194,29 +209,37 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and p.shape != (C,):
             raise ValueError(f"layer_norm: {name} has shape {p.shape}, expected ({C},) for input {x.shape}")
-    xhat = x.data - row_sums(x.data) / C                                 # x - μ
-    rstd = 1.0 / xp.sqrt(row_sums(xhat * xhat) / C + eps)                # 1/σ, (..., 1)
-    xhat *= rstd                                                         # (x - μ)/σ, (..., C)
-    y = xhat * weight.data if weight is not None else xhat.copy()
-    if bias is not None:
-        y += bias.data
+    w = weight.data if weight is not None else 1
+    on_gpu = is_cupy_array(x.data)
+    if on_gpu:                                          # the same maths, fused kernels
+        y, xhat, rstd = cuda_kernels.layer_norm(x.data, w, bias.data if bias is not None else 0, eps)
+    else:
+        xhat = x.data - row_sums(x.data) / C                             # x - μ
+        rstd = 1.0 / xp.sqrt(row_sums(xhat * xhat) / C + eps)            # 1/σ, (..., 1)
+        xhat *= rstd                                                     # (x - μ)/σ, (..., C)
+        y = xhat * weight.data if weight is not None else xhat.copy()
+        if bias is not None:
+            y += bias.data
     parents = [p for p in (x, weight, bias) if p is not None]
 
     def backward(g):
         # y = x̂·w + b with x̂ = (x - μ)/σ. With d = g·w = dL/dx̂, differentiating μ and σ too:
         #   dx = (d - mean(d) - x̂ · mean(d·x̂)) / σ
-        # BEGIN EXERCISE 8.1: backward of layer_norm: dx = (d - mean(d) - x̂·mean(d·x̂))/σ with d = g·w
-        d = g * weight.data if weight is not None else g
-        dx = d - row_sums(d) / C
-        dx -= xhat * (row_sums(d * xhat) / C)
-        dx *= rstd
+        if on_gpu:
+            dx = cuda_kernels.layer_norm_backward(g, w, xhat, rstd)
+        else:
+            # BEGIN EXERCISE 8.1: backward of layer_norm: dx = (d - mean(d) - x̂·mean(d·x̂))/σ with d = g·w
+            d = g * w
+            dx = d - row_sums(d) / C
+            dx -= xhat * (row_sums(d * xhat) / C)
+            dx *= rstd
+            # END EXERCISE
         grads = [dx]
         if weight is not None:
             grads.append(column_sums(g * xhat))  # dw = Σ g·x̂ over all rows
         if bias is not None:
             grads.append(column_sums(g))         # db = Σ g
         return tuple(grads)
-        # END EXERCISE
     return from_op(y, parents, backward, "layer_norm")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -65,12 +66,17 @@ PRESETS = {
 }
 
 
+@lru_cache(maxsize=16)
 def causal_mask(T_query: int, T_key: int, xp=np):
     """(T_query, T_key) boolean, True where a query may not look: keys in its future.
 
     Queries are the last ``T_query`` of the ``T_key`` positions (all of them in training;
-    only the new one when generating with a KV cache, which then sees every key)."""
-    return xp.triu(xp.ones((T_query, T_key), dtype=bool), k=1 + T_key - T_query)
+    only the new one when generating with a KV cache, which then sees every key).
+    Made once per shape and shared by every layer and step: read it, never change it."""
+    mask = xp.triu(xp.ones((T_query, T_key), dtype=bool), k=1 + T_key - T_query)
+    if xp is np:
+        mask.flags.writeable = False
+    return mask
 
 
 class CausalSelfAttention(Module):

@@ -1,0 +1,149 @@
+"""Fused GPU kernels: GELU, softmax and LayerNorm, each formula as one pass over memory.
+
+In NumPy style a formula is a chain of small steps (square, scale, add, exp, ...)
+and every step is one pass over the whole array: each element read and written
+once more. On the CPU that is the plain way to write it. On a GPU the arithmetic
+is nearly free and the passes are what cost, in memory traffic and in one kernel
+launch each: GELU's forward and backward made 19 passes over a (16384, 1536)
+array per layer of the char-small model, and PyTorch, which runs each of these
+functions as one kernel, was 3x faster at everything but the matrix products.
+
+So on a GPU, functional.py hands these formulas to the kernels below: the same
+maths, written once more as a line of CUDA C that CuPy compiles (on first use,
+cached on disk) into one kernel.
+
+- ``ElementwiseKernel(inputs, outputs, body)``: one thread per element runs
+  ``body``, reading its inputs and writing its outputs once. Inputs broadcast as
+  in NumPy (a (C,) weight against (N, C) rows; a scalar such as ``eps``).
+- ``ReductionKernel(inputs, output, map, reduce, post_map, identity)``: along the
+  reduced axis each element is mapped (``map``), the results combined pairwise
+  (``reduce``, of ``a`` and ``b``, starting from ``identity``), and the total
+  written through ``post_map``. Here every reduction runs along the last axis
+  with ``keepdims``: (..., C) -> (..., 1).
+
+``T`` is the arrays' float type (float32, or float64 in gradient checks).
+tests/test_devices.py checks on a GPU machine that each op agrees with its NumPy
+version. Nothing here imports CuPy before a kernel is first called.
+"""
+from __future__ import annotations
+
+_INFINITY = "#include <cupy/math_constants.h>\n"  # CUDART_INF: +inf, as a double
+
+
+class _Kernel:
+    """A CuPy kernel, made on its first call (so importing this module needs no CuPy)."""
+
+    def __init__(self, kind: str, *args, **kwargs):
+        self.kind, self.args, self.kwargs, self.kernel = kind, args, kwargs, None
+
+    def __call__(self, *inputs, **options):
+        if self.kernel is None:
+            import cupy
+            self.kernel = getattr(cupy, self.kind)(*self.args, **self.kwargs)
+        return self.kernel(*inputs, **options)
+
+
+# ---------------------------------------------------------------------------
+# GELU: y = x·σ(2u), u = c·(x + k·x³), c = √(2/π), k = 0.044715 (functional.gelu).
+# The backward works σ out again from x instead of keeping it: one array less in memory.
+# ---------------------------------------------------------------------------
+_gelu = _Kernel(
+    "ElementwiseKernel", "T x, T c, T k", "T y",
+    "y = x / (T(1) + exp(T(-2) * c * x * (T(1) + k * x * x)))",        # σ(2u) = 1 / (1 + e^(-2u))
+    "tinyllm_gelu")
+_gelu_backward = _Kernel(
+    "ElementwiseKernel", "T x, T g, T c, T k", "T dx",
+    "const T s = T(1) / (T(1) + exp(T(-2) * c * x * (T(1) + k * x * x)));"         # σ(2u)
+    "dx = g * (s + x * s * (T(1) - s) * T(2) * c * (T(1) + T(3) * k * x * x))",    # σ + x·σ(1-σ)·2u'
+    "tinyllm_gelu_backward")
+
+
+def gelu(x, c: float, k: float):
+    """GELU's forward in one pass: x -> y."""
+    return _gelu(x, c, k)
+
+
+def gelu_backward(x, g, c: float, k: float):
+    """GELU's backward in one pass: (x, dL/dy) -> dL/dx."""
+    return _gelu_backward(x, g, c, k)
+
+
+# ---------------------------------------------------------------------------
+# Softmax along the last axis: y = e^(x - m) / s with m = max x and s = Σ e^(x - m).
+# A masked entry counts as x = -inf: it is left out of m and s, and its y is 0.
+# ---------------------------------------------------------------------------
+_row_max = _Kernel(
+    "ReductionKernel", "T x, bool masked", "T m",
+    "masked ? T(-CUDART_INF) : x", "max(a, b)", "m = a", "-CUDART_INF",
+    "tinyllm_row_max", preamble=_INFINITY)
+_row_sum_exp = _Kernel(
+    "ReductionKernel", "T x, bool masked, T m", "T s",
+    "masked ? T(0) : exp(x - m)", "a + b", "s = a", "0",
+    "tinyllm_row_sum_exp")
+_softmax = _Kernel(
+    "ElementwiseKernel", "T x, bool masked, T m, T s", "T y",
+    "y = masked ? T(0) : exp(x - m) / s",
+    "tinyllm_softmax")
+_softmax_backward = _Kernel(
+    "ElementwiseKernel", "T y, T g, T gy", "T dx",
+    "dx = y * (g - gy)",                                                # y·(g - Σ g·y)
+    "tinyllm_softmax_backward")
+# Σ p·q·r along the last axis (r = 1 for a plain dot product): softmax's and LayerNorm's backward sums.
+_row_sum_of_products = _Kernel(
+    "ReductionKernel", "T p, T q, T r", "T s",
+    "p * q * r", "a + b", "s = a", "0",
+    "tinyllm_row_sum_of_products")
+
+
+def softmax(x, masked=False):
+    """Softmax along the last axis in three passes (max, sum, normalise): returns y, m, s.
+
+    ``masked``: a boolean array broadcastable to x, True where an entry is left out;
+    every row needs one entry that is not. m and s are (..., 1): log Σ e^x = m + log s.
+    """
+    m = _row_max(x, masked, axis=-1, keepdims=True)
+    s = _row_sum_exp(x, masked, m, axis=-1, keepdims=True)
+    return _softmax(x, masked, m, s), m, s
+
+
+def softmax_backward(y, g):
+    """Softmax's backward in two passes: dx = y·(g - Σ g·y)."""
+    return _softmax_backward(y, g, _row_sum_of_products(g, y, 1, axis=-1, keepdims=True))
+
+
+# ---------------------------------------------------------------------------
+# LayerNorm along the last axis: x̂ = (x - μ)/σ, y = x̂·w + b, σ = √(var + eps).
+# The backward, with d = g·w:  dx = (d - mean(d) - x̂·mean(d·x̂)) / σ.
+# ---------------------------------------------------------------------------
+_row_mean = _Kernel(
+    "ReductionKernel", "T x, T n", "T mean",
+    "x", "a + b", "mean = a / n", "0",
+    "tinyllm_row_mean")
+_row_rstd = _Kernel(
+    "ReductionKernel", "T x, T mean, T n, T eps", "T rstd",
+    "(x - mean) * (x - mean)", "a + b", "rstd = rsqrt(a / n + eps)", "0",   # 1/σ
+    "tinyllm_row_rstd")
+_layer_norm = _Kernel(
+    "ElementwiseKernel", "T x, T mean, T rstd, T w, T b", "T xhat, T y",
+    "xhat = (x - mean) * rstd; y = xhat * w + b",
+    "tinyllm_layer_norm")
+_layer_norm_backward = _Kernel(
+    "ElementwiseKernel", "T g, T w, T xhat, T rstd, T sum_d, T sum_d_xhat, T n", "T dx",
+    "dx = (g * w - (sum_d + xhat * sum_d_xhat) / n) * rstd",
+    "tinyllm_layer_norm_backward")
+
+
+def layer_norm(x, w, b, eps: float):
+    """LayerNorm's forward in three passes: returns y, x̂ and 1/σ (..., 1). w and b may be 1 and 0."""
+    n = x.shape[-1]
+    mean = _row_mean(x, n, axis=-1, keepdims=True)
+    rstd = _row_rstd(x, mean, n, eps, axis=-1, keepdims=True)
+    xhat, y = _layer_norm(x, mean, rstd, w, b)
+    return y, xhat, rstd
+
+
+def layer_norm_backward(g, w, xhat, rstd):
+    """dL/dx of LayerNorm in three passes (two row sums, then the formula); w may be 1."""
+    sum_d = _row_sum_of_products(g, w, 1, axis=-1, keepdims=True)               # Σ d
+    sum_d_xhat = _row_sum_of_products(g, w, xhat, axis=-1, keepdims=True)       # Σ d·x̂
+    return _layer_norm_backward(g, w, xhat, rstd, sum_d, sum_d_xhat, g.shape[-1])
