@@ -1,0 +1,73 @@
+"""The fused CUDA kernels' formulas, without a GPU: their C bodies compiled for the CPU.
+
+functional.py sends GELU, softmax, LayerNorm and cross-entropy through
+tinyllm/cuda_kernels.py on a GPU. Here that GPU path runs on NumPy arrays with each
+kernel's C text compiled by the host's C++ compiler (tests/cuda_on_host.py), so
+the gradchecks and a comparison with the NumPy path cover it on every CI run.
+"""
+import numpy as np
+import pytest
+
+from cuda_on_host import COMPILER, calls, run_gpu_path_on_host
+from test_ops_gradcheck import CASES, make_input
+from tinyllm import Tensor, cuda_kernels, functional as F
+from tinyllm.gradcheck import gradcheck
+from tinyllm.model import causal_mask
+
+pytestmark = pytest.mark.skipif(COMPILER is None, reason="no C++ compiler to build the kernels for the host")
+
+FUSED = [c for c in CASES if c[0].startswith(("softmax", "gelu", "layer_norm", "cross_entropy"))]
+
+
+@pytest.mark.parametrize("name,fn,specs", FUSED, ids=[c[0] for c in FUSED])
+def test_gpu_path_passes_gradcheck(name, fn, specs, rng, monkeypatch):
+    inputs = [make_input(s, rng) for s in specs]
+    run_gpu_path_on_host(monkeypatch)
+    assert gradcheck(fn, inputs).passed
+    # The kernels really ran; a softmax along another axis than the last keeps the NumPy code.
+    assert bool(calls) == (name != "softmax_axis0"), calls
+
+
+def _output_and_grads(fn, arrays, dtype=np.float32):
+    inputs = [Tensor(a, dtype=dtype, requires_grad=True) for a in arrays]
+    out = fn(*inputs)
+    out.backward(np.random.default_rng(1).standard_normal(out.shape).astype(dtype))
+    return [out.data] + [t.grad.data for t in inputs]
+
+
+T = 9
+EXTREMES = [
+    ("gelu_far_tails", F.gelu, [np.array([[-100.0, -30, -10, -1e-3, 0, 1e-3, 10, 30, 100]])]),
+    ("softmax_big_scores", lambda a: F.softmax(a, mask=causal_mask(T, T)),
+     [np.linspace(-300, 300, 2 * T * T).reshape(2, T, T)]),
+    ("layer_norm_offset", lambda x, w, b: F.layer_norm(x, w, b),
+     [np.arange(24.0).reshape(2, 12) + 100, np.full(12, 2.0), np.ones(12)]),
+    ("cross_entropy_wide", lambda z: F.cross_entropy(z, np.arange(6) % 50),
+     [30 * np.sin(np.arange(300.0)).reshape(6, 50)]),
+]
+
+
+@pytest.mark.parametrize("name,fn,arrays", EXTREMES, ids=[c[0] for c in EXTREMES])
+def test_gpu_path_agrees_with_numpy_path_in_float32(name, fn, arrays, monkeypatch):
+    expected = _output_and_grads(fn, arrays)
+    run_gpu_path_on_host(monkeypatch)
+    got = _output_and_grads(fn, arrays)
+    assert calls
+    for g, e in zip(got, expected):
+        assert np.isfinite(g).all()
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+
+
+def test_a_wrong_kernel_is_caught(rng, monkeypatch):
+    """Positive control: GELU's backward kernel with 2u' off by 2x must fail the gradcheck."""
+    wrong = cuda_kernels._Kernel(
+        "ElementwiseKernel", "T x, T g, T c, T k", "T dx",
+        "const T s = T(1) / (T(1) + exp(T(-2) * c * x * (T(1) + k * x * x)));"
+        "dx = g * (s + x * s * (T(1) - s) * c * (T(1) + T(3) * k * x * x))",
+        "tinyllm_gelu_backward_wrong")
+    run_gpu_path_on_host(monkeypatch)
+    monkeypatch.setattr(cuda_kernels, "_gelu_backward", wrong)
+    x = make_input((3, 7), rng)
+    with pytest.raises(AssertionError, match="gradcheck failed"):
+        gradcheck(F.gelu, [x])
+    assert "tinyllm_gelu_backward_wrong" in calls
