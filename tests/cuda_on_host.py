@@ -4,7 +4,8 @@ CI has no GPU, yet the fused kernels' formulas (tinyllm/cuda_kernels.py) are whe
 mistake would hide. So this helper compiles the very C text of each kernel with the
 system's C++ compiler, inside a loop that does what CuPy's kernel does on the GPU:
 
-- ElementwiseKernel: inputs broadcast together, the body runs once per element.
+- ElementwiseKernel: inputs broadcast together, the body runs once per element, whose
+  index is ``i``; outputs given as arguments are written in place.
 - ReductionKernel: along the last axis (``keepdims``), ``map`` each element, fold the
   results with ``reduce`` from ``identity``, write through ``post_map``.
 
@@ -49,25 +50,25 @@ def _params(text: str) -> list[tuple[str, str]]:
 def _host_source(kernel, T: str, is_array: list[bool]) -> str:
     """C++ for one kernel: one call runs every row (reduction) or every element (elementwise)."""
     ins, outs = _params(kernel.args[0]), _params(kernel.args[1])
-    ctype = {"T": T, "bool": "bool"}
+    ctype = {"T": T, "bool": "bool", "int64": "long long"}
     params, loads = [], []
     for (t, name), array in zip(ins, is_array):
         if array:
             params.append(f"const {ctype[t]}* _raw_{name}")
-            loads.append(f"const {ctype[t]} {name} = _raw_{name}[_k];")
+            loads.append(f"const {ctype[t]} {name} = _raw_{name}[_k];")  # _k: the element
         else:
             params.append(f"const {ctype[t]} {name}")
     params += [f"{ctype[t]}* _raw_{name}" for t, name in outs] + ["long _rows", "long _cols"]
     name = kernel.args[-1]
     head = f'{_HEADER}typedef {T} T;\nextern "C" void {name}({", ".join(params)}) {{\n'
-    outputs = " ".join(f"{ctype[t]} &{n} = _raw_{n}[_i];" for t, n in outs)
+    outputs = " ".join(f"{ctype[t]} &{n} = _raw_{n}[i];" for t, n in outs)  # i: the element or the row
     if kernel.kind == "ElementwiseKernel":
         body = kernel.args[2]
-        return head + f"for (long _i = 0, _k = 0; _i < _rows; _i++, _k++) {{ {' '.join(loads)} {outputs} {body}; }}}}\n"
+        return head + f"for (long i = 0, _k = 0; i < _rows; i++, _k++) {{ {' '.join(loads)} {outputs} {body}; }}}}\n"
     map_expr, reduce_expr, post_map, identity = kernel.args[2:6]
     return head + (f"#define REDUCE(a, b) ({reduce_expr})\n#define POST_MAP(a) ({post_map})\n"
-                   f"for (long _i = 0; _i < _rows; _i++) {{ T _s = T({identity});\n"
-                   f"  for (long _k = _i * _cols; _k < (_i + 1) * _cols; _k++) {{ {' '.join(loads)}"
+                   f"for (long i = 0; i < _rows; i++) {{ T _s = T({identity});\n"
+                   f"  for (long _k = i * _cols; _k < (i + 1) * _cols; _k++) {{ {' '.join(loads)}"
                    f" T _a = static_cast<T>({map_expr}); _s = REDUCE(_s, _a); }}\n"
                    f"  {outputs} POST_MAP(_s); }}\n}}\n")
 
@@ -89,20 +90,23 @@ calls: list[str] = []  # names of the kernels run, in order: proof the GPU path 
 def host_call(kernel, *inputs, axis=None, keepdims=False):
     """What ``kernel(*inputs, ...)`` does on a GPU, on NumPy arrays."""
     ins, outs = _params(kernel.args[0]), _params(kernel.args[1])
-    assert len(inputs) == len(ins), f"{kernel.args[-1]}: {len(inputs)} inputs for {len(ins)} parameters"
+    given = inputs[len(ins):]  # output arrays to write in place, if any
+    inputs = inputs[:len(ins)]
+    assert len(given) in (0, len(outs)), f"{kernel.args[-1]}: {len(given)} outputs given for {len(outs)}"
     dtype = next(a.dtype for a in inputs if isinstance(a, np.ndarray) and a.dtype.kind == "f")
     c_name, c_scalar = _C_TYPES[dtype]
     shape = np.broadcast_shapes(*[a.shape for a in inputs if isinstance(a, np.ndarray)])
     args = []
     for (t, name), a in zip(ins, inputs):
-        want = dtype if t == "T" else np.dtype(bool)
         if isinstance(a, np.ndarray):
+            want = dtype if t == "T" else np.dtype(t)
             assert a.dtype == want, f"{kernel.args[-1]}: {name} is {a.dtype}, the kernel needs {want}"
             args.append(np.ascontiguousarray(np.broadcast_to(a, shape)))
         else:
-            args.append(ctypes.c_bool(a) if t == "bool" else c_scalar(a))
+            args.append({"T": c_scalar, "bool": ctypes.c_bool, "int64": ctypes.c_longlong}[t](a))
     if kernel.kind == "ElementwiseKernel":
-        results = [np.empty(shape, dtype) for _ in outs]
+        assert all(r.shape == shape and r.dtype == dtype and r.flags.c_contiguous for r in given)
+        results = list(given) or [np.empty(shape, dtype) for _ in outs]
         rows, cols = int(np.prod(shape)), 1
     else:
         assert axis in (-1, len(shape) - 1) and keepdims, "tinyllm reduces along the last axis, keeping it"
@@ -116,8 +120,10 @@ def host_call(kernel, *inputs, axis=None, keepdims=False):
 
 
 def run_gpu_path_on_host(monkeypatch) -> None:
-    """From now on (in this test) functional.py takes its GPU path, and the kernels run here."""
+    """From now on (in this test) functional.py and optim.py take their GPU path, and the kernels run here."""
     import tinyllm.functional as F
+    import tinyllm.optim as optim
     monkeypatch.setattr(cuda_kernels._Kernel, "__call__", host_call)
-    monkeypatch.setattr(F, "is_cupy_array", lambda a: isinstance(a, np.ndarray))
+    for module in (F, optim):
+        monkeypatch.setattr(module, "is_cupy_array", lambda a: isinstance(a, np.ndarray))
     calls.clear()

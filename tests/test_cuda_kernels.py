@@ -1,7 +1,7 @@
 """The fused CUDA kernels' formulas, without a GPU: their C bodies compiled for the CPU.
 
-functional.py sends GELU, softmax, LayerNorm and cross-entropy through
-tinyllm/cuda_kernels.py on a GPU. Here that GPU path runs on NumPy arrays with each
+functional.py sends GELU, softmax, LayerNorm and cross-entropy, and optim.py sends
+AdamW, through tinyllm/cuda_kernels.py on a GPU. Here that GPU path runs on NumPy arrays with each
 kernel's C text compiled by the host's C++ compiler (tests/cuda_on_host.py), so
 the gradchecks and a comparison with the NumPy path cover it on every CI run.
 """
@@ -10,9 +10,10 @@ import pytest
 
 from cuda_on_host import COMPILER, calls, run_gpu_path_on_host
 from test_ops_gradcheck import CASES, make_input
-from tinyllm import Tensor, cuda_kernels, functional as F
+from tinyllm import Tensor, cuda_kernels, functional as F, optim
 from tinyllm.gradcheck import gradcheck
 from tinyllm.model import causal_mask
+from tinyllm.nn import Parameter
 
 pytestmark = pytest.mark.skipif(COMPILER is None, reason="no C++ compiler to build the kernels for the host")
 
@@ -71,3 +72,24 @@ def test_a_wrong_kernel_is_caught(rng, monkeypatch):
     with pytest.raises(AssertionError, match="gradcheck failed"):
         gradcheck(F.gelu, [x])
     assert "tinyllm_gelu_backward_wrong" in calls
+
+
+def test_adamw_kernel_matches_the_numpy_update(monkeypatch):
+    """Four steps with weight decay: a vector and a matrix (the flat layout puts matrices first)."""
+    rng = np.random.default_rng(0)
+    start = [rng.standard_normal(4), rng.standard_normal((3, 4))]
+    grads = rng.standard_normal((4, 16))
+
+    def train():
+        params = [Parameter(a.astype(np.float32)) for a in start]
+        opt = optim.AdamW(params, lr=0.1, betas=(0.9, 0.99), weight_decay=0.1)
+        for g in grads:
+            params[0].grad, params[1].grad = Tensor(g[:4]), Tensor(g[4:].reshape(3, 4))
+            opt.step()
+        return [p.numpy() for p in params] + [opt.state["exp_avg"], opt.state["exp_avg_sq"]]
+    expected = train()
+    run_gpu_path_on_host(monkeypatch)
+    got = train()
+    assert calls == ["tinyllm_adamw"] * len(grads)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)

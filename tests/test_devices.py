@@ -9,6 +9,7 @@ import tinyllm
 from tinyllm import Tensor
 from tinyllm.model import GPT, GPTConfig
 from conftest import DEVICES, cuda_unavailable_reason
+from test_cuda_kernels import EXTREMES
 from test_ops_gradcheck import CASES, make_input
 
 _reason = cuda_unavailable_reason() if "cuda" in DEVICES else "cuda not in TINYLLM_TEST_DEVICES"
@@ -35,6 +36,15 @@ def test_op_agrees_across_devices(name, fn, specs, rng):
         np.testing.assert_allclose(g_gpu, g_cpu, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("name,fn,arrays", EXTREMES, ids=[c[0] for c in EXTREMES])
+def test_fused_kernels_agree_across_devices_at_extremes(name, fn, arrays):
+    out_cpu, grads_cpu = run_on("cpu", fn, arrays)
+    out_gpu, grads_gpu = run_on("cuda", fn, arrays)
+    for gpu, cpu in zip([out_gpu] + grads_gpu, [out_cpu] + grads_cpu):
+        assert np.isfinite(gpu).all()
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)
+
+
 def test_model_agrees_across_devices():
     tinyllm.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=65, block_size=16, n_layer=2, n_head=4, n_embd=32))
@@ -50,6 +60,24 @@ def test_model_agrees_across_devices():
     for n, p in model.named_parameters():
         assert p.device == "cuda"
         np.testing.assert_allclose(p.grad.numpy(), grads_cpu[n], rtol=1e-3, atol=1e-5, err_msg=n)
+
+
+def test_adamw_steps_agree_across_devices():
+    from tinyllm import optim
+    from tinyllm.nn import Parameter
+    rng = np.random.default_rng(0)
+    start, grads = [rng.standard_normal(5), rng.standard_normal((3, 5))], rng.standard_normal((3, 20))
+    results = {}
+    for device in ("cpu", "cuda"):
+        params = [Parameter(Tensor(a, dtype=np.float32, device=device).data) for a in start]
+        opt = optim.AdamW(params, lr=0.1, weight_decay=0.1)
+        for g in grads:
+            params[0].grad = Tensor(g[:5], device=device)
+            params[1].grad = Tensor(g[5:].reshape(3, 5), device=device)
+            opt.step()
+        results[device] = [p.numpy() for p in params]
+    for gpu, cpu in zip(results["cuda"], results["cpu"]):
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-5, atol=1e-6)
 
 
 def test_batches_are_gathered_on_the_gpu_and_match_the_cpu():

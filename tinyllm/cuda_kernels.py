@@ -147,3 +147,24 @@ def layer_norm_backward(g, w, xhat, rstd):
     sum_d = _row_sum_of_products(g, w, 1, axis=-1, keepdims=True)               # Σ d
     sum_d_xhat = _row_sum_of_products(g, w, xhat, axis=-1, keepdims=True)       # Σ d·x̂
     return _layer_norm_backward(g, w, xhat, rstd, sum_d, sum_d_xhat, g.shape[-1])
+
+
+# ---------------------------------------------------------------------------
+# AdamW over the one flat array of every parameter (optim.AdamW), written in place.
+# The weight matrices come first in that array: ``i < n_decay`` marks them (i is the index).
+# ---------------------------------------------------------------------------
+_adamw = _Kernel(
+    "ElementwiseKernel",
+    "T g, T b1, T b2, T decay, T lr_over_bias1, T rsqrt_bias2, T eps, int64 n_decay", "T p, T m, T v",
+    "if (i < n_decay) p *= decay;"                                       # p -= lr·wd·p, matrices only
+    "m = b1 * m + (T(1) - b1) * g;"                                      # m = β1·m + (1-β1)·g
+    "v = b2 * v + (T(1) - b2) * g * g;"                                  # v = β2·v + (1-β2)·g²
+    "p -= lr_over_bias1 * m / (sqrt(v) * rsqrt_bias2 + eps)",            # p -= lr·m̂/(√v̂ + eps)
+    "tinyllm_adamw")
+
+
+def adamw_step(p, g, m, v, lr: float, betas: tuple[float, float], bias1: float, bias2: float,
+               eps: float, weight_decay: float, n_decay: int) -> None:
+    """One AdamW update of the flat parameters p and moments m, v, in place, in one pass."""
+    b1, b2 = betas
+    _adamw(g, b1, b2, 1 - lr * weight_decay, lr / bias1, bias2 ** -0.5, eps, n_decay, p, m, v)
