@@ -9,8 +9,10 @@
 # Every op in tinyllm asks its input which array module it lives in
 # (`array_module(x)`: `numpy` on the CPU, `cupy` on an NVIDIA GPU) and calls
 # `xp.exp`, `xp.matmul`, ... on it. CuPy copies NumPy's API, so the lines you read in
-# lessons 01–11 run unchanged on a GPU. One switch moves a model:
-# `model.to("cuda")`, `tinyllm train --device cuda`, or `TINYLLM_DEVICE=cuda`.
+# lessons 01–11 run unchanged on a GPU; only five formulas (GELU, softmax, LayerNorm,
+# cross-entropy's softmax, AdamW) also exist as fused GPU kernels, for speed (below).
+# One switch moves a model: `model.to("cuda")`, `tinyllm train --device cuda`, or
+# `TINYLLM_DEVICE=cuda`.
 
 # %%
 import time
@@ -78,9 +80,29 @@ for preset, batch in (("baby", 12),) if FAST else (("baby", 12), ("char-small", 
 # What changes: arrays live in GPU memory (`Tensor.to("cuda")`; `.numpy()` copies
 # back), reading a number (`loss.item()`) waits for the GPU so the loop does it only
 # when logging, each device has its own random generator, and `--tf32` lets matrix
-# products use TF32 tensor cores (faster, ~1e-3 relative error). What does not: the
-# code of every op, module and optimizer. Checkpoints are plain NumPy arrays and load
-# on either device.
+# products use TF32 tensor cores (faster, ~1e-3 relative error). Checkpoints are plain
+# NumPy arrays and load on either device.
+#
+# ## Fused kernels: when memory, not arithmetic, is the cost
+# Written NumPy style, GELU is a chain of ~8 small steps (square, scale, add, exp, ...),
+# and each step reads and writes the whole array once more. A GPU does the arithmetic
+# of all of them in less time than one trip through memory takes, so on a GPU the
+# chain costs 8 trips and 8 kernel launches where 1 would do. PyTorch runs GELU as
+# one kernel; so does tinyllm on a GPU: `tinyllm/cuda_kernels.py` writes the same
+# formula once more as a line of CUDA C, which CuPy compiles into one kernel that
+# reads x and writes y once. Here is GELU's forward, as CuPy will compile it:
+
+# %%
+from tinyllm import cuda_kernels
+
+inputs, outputs, body, name = cuda_kernels._gelu.args
+print(f"{name}({inputs}) -> ({outputs}):\n    {body}")
+
+# %% [markdown]
+# The same holds for softmax (a row max, a row sum, then one pass that writes y),
+# LayerNorm and the AdamW update. tests/test_cuda_kernels.py compiles these C lines
+# for the CPU and runs the gradient checks through them; on a GPU machine
+# tests/test_devices.py checks every op against its NumPy twin.
 
 # %%
 try:
@@ -94,7 +116,8 @@ except RuntimeError as e:  # no CuPy, or no GPU: the error says which
 # ## What you now know
 # - One seam (`tinyllm/backend.py`) picks NumPy or CuPy per array; ops never care.
 # - MFU = model FLOP/s ÷ peak GEMM FLOP/s: how much of the machine a step uses.
-# - On a GPU only data placement, synchronisation and random generators change.
+# - On a GPU only data placement, synchronisation and random generators change, and a
+#   few memory-bound formulas run as one fused kernel each instead of one pass per step.
 #
 # That is the whole path: numbers with gradients, an engine, layers, tokens,
 # attention, a GPT, training, sampling, compression, and a GPU. `bench/` measures it
