@@ -43,16 +43,26 @@ class _Kernel:
         return self.kernel(*inputs, **options)
 
 
+def _elementwise(inputs: str, outputs: str, body: str, name: str) -> _Kernel:
+    """One GPU thread per element (of the inputs broadcast together) runs ``body``."""
+    return _Kernel("ElementwiseKernel", inputs, outputs, body, name)
+
+
+def _row_sum(inputs: str, output: str, term: str, result: str, name: str) -> _Kernel:
+    """A reduction along the last axis: Σ ``term`` over the row, then ``result`` (of that sum, ``a``)."""
+    return _Kernel("ReductionKernel", inputs, output, term, "a + b", result, "0", name)
+
+
 # ---------------------------------------------------------------------------
 # GELU: y = x·σ(2u), u = c·(x + k·x³), c = √(2/π), k = 0.044715 (functional.gelu).
 # The backward works σ out again from x instead of keeping it: one array less in memory.
 # ---------------------------------------------------------------------------
-_gelu = _Kernel(
-    "ElementwiseKernel", "T x, T c, T k", "T y",
+_gelu = _elementwise(
+    "T x, T c, T k", "T y",
     "y = x / (T(1) + exp(T(-2) * c * x * (T(1) + k * x * x)))",        # σ(2u) = 1 / (1 + e^(-2u))
     "tinyllm_gelu")
-_gelu_backward = _Kernel(
-    "ElementwiseKernel", "T x, T g, T c, T k", "T dx",
+_gelu_backward = _elementwise(
+    "T x, T g, T c, T k", "T dx",
     "const T s = T(1) / (T(1) + exp(T(-2) * c * x * (T(1) + k * x * x)));"         # σ(2u)
     "dx = g * (s + x * s * (T(1) - s) * T(2) * c * (T(1) + T(3) * k * x * x))",    # σ + x·σ(1-σ)·2u'
     "tinyllm_gelu_backward")
@@ -76,23 +86,17 @@ _row_max = _Kernel(
     "ReductionKernel", "T x, bool masked", "T m",
     "masked ? T(-CUDART_INF) : x", "max(a, b)", "m = a", "-CUDART_INF",
     "tinyllm_row_max", preamble=_INFINITY)
-_row_sum_exp = _Kernel(
-    "ReductionKernel", "T x, bool masked, T m", "T s",
-    "masked ? T(0) : exp(x - m)", "a + b", "s = a", "0",
-    "tinyllm_row_sum_exp")
-_softmax = _Kernel(
-    "ElementwiseKernel", "T x, bool masked, T m, T s", "T y",
+_row_sum_exp = _row_sum("T x, bool masked, T m", "T s", "masked ? T(0) : exp(x - m)", "s = a", "tinyllm_row_sum_exp")
+_softmax = _elementwise(
+    "T x, bool masked, T m, T s", "T y",
     "y = masked ? T(0) : exp(x - m) / s",
     "tinyllm_softmax")
-_softmax_backward = _Kernel(
-    "ElementwiseKernel", "T y, T g, T gy", "T dx",
+_softmax_backward = _elementwise(
+    "T y, T g, T gy", "T dx",
     "dx = y * (g - gy)",                                                # y·(g - Σ g·y)
     "tinyllm_softmax_backward")
 # Σ p·q·r along the last axis (r = 1 for a plain dot product): softmax's and LayerNorm's backward sums.
-_row_sum_of_products = _Kernel(
-    "ReductionKernel", "T p, T q, T r", "T s",
-    "p * q * r", "a + b", "s = a", "0",
-    "tinyllm_row_sum_of_products")
+_row_sum_of_products = _row_sum("T p, T q, T r", "T s", "p * q * r", "s = a", "tinyllm_row_sum_of_products")
 
 
 def softmax(x, masked=False):
@@ -115,20 +119,15 @@ def softmax_backward(y, g):
 # LayerNorm along the last axis: x̂ = (x - μ)/σ, y = x̂·w + b, σ = √(var + eps).
 # The backward, with d = g·w:  dx = (d - mean(d) - x̂·mean(d·x̂)) / σ.
 # ---------------------------------------------------------------------------
-_row_mean = _Kernel(
-    "ReductionKernel", "T x, T n", "T mean",
-    "x", "a + b", "mean = a / n", "0",
-    "tinyllm_row_mean")
-_row_rstd = _Kernel(
-    "ReductionKernel", "T x, T mean, T n, T eps", "T rstd",
-    "(x - mean) * (x - mean)", "a + b", "rstd = rsqrt(a / n + eps)", "0",   # 1/σ
-    "tinyllm_row_rstd")
-_layer_norm = _Kernel(
-    "ElementwiseKernel", "T x, T mean, T rstd, T w, T b", "T xhat, T y",
+_row_mean = _row_sum("T x, T n", "T mean", "x", "mean = a / n", "tinyllm_row_mean")
+_row_rstd = _row_sum("T x, T mean, T n, T eps", "T rstd", "(x - mean) * (x - mean)",      # 1/σ
+                     "rstd = rsqrt(a / n + eps)", "tinyllm_row_rstd")
+_layer_norm = _elementwise(
+    "T x, T mean, T rstd, T w, T b", "T xhat, T y",
     "xhat = (x - mean) * rstd; y = xhat * w + b",
     "tinyllm_layer_norm")
-_layer_norm_backward = _Kernel(
-    "ElementwiseKernel", "T g, T w, T xhat, T rstd, T sum_d, T sum_d_xhat, T n", "T dx",
+_layer_norm_backward = _elementwise(
+    "T g, T w, T xhat, T rstd, T sum_d, T sum_d_xhat, T n", "T dx",
     "dx = (g * w - (sum_d + xhat * sum_d_xhat) / n) * rstd",
     "tinyllm_layer_norm_backward")
 
@@ -153,8 +152,7 @@ def layer_norm_backward(g, w, xhat, rstd):
 # AdamW over the one flat array of every parameter (optim.AdamW), written in place.
 # The weight matrices come first in that array: ``i < n_decay`` marks them (i is the index).
 # ---------------------------------------------------------------------------
-_adamw = _Kernel(
-    "ElementwiseKernel",
+_adamw = _elementwise(
     "T g, T b1, T b2, T decay, T lr_over_bias1, T rsqrt_bias2, T eps, int64 n_decay", "T p, T m, T v",
     "if (i < n_decay) p *= decay;"                                       # p -= lr·wd·p, matrices only
     "m = b1 * m + (T(1) - b1) * g;"                                      # m = β1·m + (1-β1)·g
