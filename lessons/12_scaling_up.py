@@ -9,8 +9,8 @@
 # Every op in tinyllm asks its input which array module it lives in
 # (`array_module(x)`: `numpy` on the CPU, `cupy` on an NVIDIA GPU) and calls
 # `xp.exp`, `xp.matmul`, ... on it. CuPy copies NumPy's API, so the lines you read in
-# lessons 01–11 run unchanged on a GPU; only five formulas (GELU, softmax, LayerNorm,
-# cross-entropy's softmax, AdamW) also exist as fused GPU kernels, for speed (below).
+# lessons 01–11 run unchanged on a GPU; only a few formulas (GELU, softmax, LayerNorm,
+# dropout, AdamW) also exist as fused GPU kernels, for speed (below).
 # One switch moves a model: `model.to("cuda")`, `tinyllm train --device cuda`, or
 # `TINYLLM_DEVICE=cuda`.
 
@@ -99,8 +99,8 @@ inputs, outputs, body, name = cuda_kernels._gelu.args
 print(f"{name}({inputs}) -> ({outputs}):\n    {body}")
 
 # %% [markdown]
-# The same holds for softmax (a row max, a row sum, then one pass that writes y),
-# LayerNorm and the AdamW update. tests/test_cuda_kernels.py compiles these C lines
+# The same holds for softmax (a row max, a row sum, then one pass that writes y; cross-
+# entropy uses it too), LayerNorm, dropout and the AdamW update. tests/test_cuda_kernels.py compiles these C lines
 # for the CPU and runs the gradient checks through them; on a GPU machine
 # tests/test_devices.py checks every op against its NumPy twin.
 

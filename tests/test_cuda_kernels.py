@@ -1,6 +1,6 @@
 """The fused CUDA kernels' formulas, without a GPU: their C bodies compiled for the CPU.
 
-functional.py sends GELU, softmax, LayerNorm and cross-entropy, and optim.py sends
+functional.py sends GELU, softmax, LayerNorm, cross-entropy and dropout, and optim.py sends
 AdamW, through tinyllm/cuda_kernels.py on a GPU. Here that GPU path runs on NumPy arrays with each
 kernel's C text compiled by the host's C++ compiler (tests/cuda_on_host.py), so
 the gradchecks and a comparison with the NumPy path cover it on every CI run.
@@ -17,7 +17,7 @@ from tinyllm.nn import Parameter
 
 pytestmark = pytest.mark.skipif(COMPILER is None, reason="no C++ compiler to build the kernels for the host")
 
-FUSED = [c for c in CASES if c[0].startswith(("softmax", "gelu", "layer_norm", "cross_entropy"))]
+FUSED = [c for c in CASES if c[0].startswith(("softmax", "gelu", "layer_norm", "cross_entropy", "dropout"))]
 
 
 @pytest.mark.parametrize("name,fn,specs", FUSED, ids=[c[0] for c in FUSED])
@@ -45,6 +45,8 @@ EXTREMES = [
      [np.arange(24.0).reshape(2, 12) + 100, np.full(12, 2.0), np.ones(12)]),
     ("cross_entropy_wide", lambda z: F.cross_entropy(z, np.arange(6) % 50),
      [30 * np.sin(np.arange(300.0)).reshape(6, 50)]),
+    ("dropout_same_draws", lambda a: F.dropout(a, 0.3, generator=np.random.default_rng(0)),
+     [np.arange(-20.0, 20.0).reshape(4, 10)]),
 ]
 
 

@@ -15,7 +15,6 @@ from test_ops_gradcheck import CASES, make_input
 _reason = cuda_unavailable_reason() if "cuda" in DEVICES else "cuda not in TINYLLM_TEST_DEVICES"
 pytestmark = pytest.mark.skipif(_reason is not None, reason=str(_reason))
 
-DEVICE_CASES = [c for c in CASES if c[0] != "dropout"]  # its NumPy generator makes CPU masks only
 
 
 def run_on(device, fn, arrays):
@@ -26,7 +25,7 @@ def run_on(device, fn, arrays):
     return out.numpy(), [t.grad.numpy() if t.grad is not None else None for t in inputs]
 
 
-@pytest.mark.parametrize("name,fn,specs", DEVICE_CASES, ids=[c[0] for c in DEVICE_CASES])
+@pytest.mark.parametrize("name,fn,specs", CASES, ids=[c[0] for c in CASES])
 def test_op_agrees_across_devices(name, fn, specs, rng):
     arrays = [make_input(s, rng).numpy() for s in specs]
     out_cpu, grads_cpu = run_on("cpu", fn, arrays)

@@ -1,4 +1,4 @@
-"""Fused GPU kernels: GELU, softmax and LayerNorm, each formula as one pass over memory.
+"""Fused GPU kernels: GELU, softmax, LayerNorm, dropout and AdamW, each formula one pass over memory.
 
 In NumPy style a formula is a chain of small steps (square, scale, add, exp, ...)
 and every step is one pass over the whole array: each element read and written
@@ -146,6 +146,18 @@ def layer_norm_backward(g, w, xhat, rstd):
     sum_d = _row_sum_of_products(g, w, 1, axis=-1, keepdims=True)               # Σ d
     sum_d_xhat = _row_sum_of_products(g, w, xhat, axis=-1, keepdims=True)       # Σ d·x̂
     return _layer_norm_backward(g, w, xhat, rstd, sum_d, sum_d_xhat, g.shape[-1])
+
+
+# ---------------------------------------------------------------------------
+# Dropout: keep x·scale where the uniform draw u >= p, else 0. Its backward is the same
+# kernel applied to the gradient (d(x·m)/dx = m), with the same draws.
+# ---------------------------------------------------------------------------
+_dropout = _elementwise("T x, T u, T p, T scale", "T y", "y = u >= p ? x * scale : T(0)", "tinyllm_dropout")
+
+
+def dropout(x, u, p: float, scale: float):
+    """x·scale where u >= p, else 0, in one pass."""
+    return _dropout(x, u, p, scale)
 
 
 # ---------------------------------------------------------------------------

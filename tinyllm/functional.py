@@ -6,8 +6,8 @@ derivative worked out on paper, which needs fewer saved arrays and far fewer
 passes over memory than the chain of small ops it replaces. The derivation sits
 beside each backward, and tests check every one against finite differences.
 
-On a GPU, GELU, softmax and LayerNorm run their formulas as fused CUDA kernels
-instead (cuda_kernels.py): the same maths in one pass over memory per formula.
+On a GPU, GELU, softmax, LayerNorm and dropout run their formulas as fused CUDA
+kernels instead (cuda_kernels.py): the same maths in one pass over memory per formula.
 """
 from __future__ import annotations
 
@@ -278,6 +278,11 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) ->
         return x
     xp = array_module(x.data)
     generator = generator if generator is not None else rng(xp)
-    mask = (generator.random(x.shape, dtype=x.dtype) >= p).astype(x.dtype)
-    mask *= 1.0 / (1.0 - p)
+    u = xp.asarray(generator.random(x.shape, dtype=x.dtype))  # uniform in [0, 1): keep where u >= p
+    scale = 1.0 / (1.0 - p)
+    if is_cupy_array(u):  # on a GPU: y = x·scale or 0, one kernel each way
+        return from_op(cuda_kernels.dropout(x.data, u, p, scale), (x,),
+                       lambda g: (cuda_kernels.dropout(g, u, p, scale),), "dropout")
+    mask = (u >= p).astype(x.dtype)
+    mask *= scale
     return from_op(x.data * mask, (x,), lambda g: (g * mask,), "dropout")  # d(x·m)/dx = m
