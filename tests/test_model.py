@@ -175,3 +175,19 @@ def test_a_training_step_never_makes_a_float64_array():
     # the watch does see float64 when there is some: the same step in a float64 model
     culprits, _ = float64_results_of_a_training_step(tiny_model().to(dtype=np.float64))
     assert "linear" in culprits and "layer_norm.<locals>.backward" in culprits
+
+
+def test_cpu_training_and_sampling_never_import_cupy():
+    """CuPy is imported only when a cuda device is asked for (a fresh process: nothing imported yet)."""
+    import subprocess
+    import sys
+    code = ("import sys, numpy as np, tinyllm\n"
+            "from tinyllm import optim\nfrom tinyllm.model import GPT, GPTConfig\nfrom tinyllm.sample import generate\n"
+            "model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8, dropout=0.1))\n"
+            "opt = optim.AdamW(model.parameters())\nids = np.arange(9)[None] % 11\n"
+            "loss = model(ids[:, :-1], ids[:, 1:])[1]\nloss.backward()\n"
+            "optim.clip_grad_norm_(model.parameters(), 1.0)\nopt.step()\n"
+            "generate(model, [1, 2, 3], 4)\n"
+            "print('cupy' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False"]
