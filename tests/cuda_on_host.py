@@ -31,10 +31,8 @@ from tinyllm import cuda_kernels
 COMPILER = shutil.which("c++") or shutil.which("g++")
 _HEADER = """#include <algorithm>
 #include <cmath>
-#include <limits>
 using std::exp; using std::max;
 template <class U> U rsqrt(U v) { return U(1) / std::sqrt(v); }
-#define CUDART_INF (std::numeric_limits<double>::infinity())
 """
 _C_TYPES = {np.dtype(np.float32): ("float", ctypes.c_float), np.dtype(np.float64): ("double", ctypes.c_double)}
 _BUILD = Path(tempfile.mkdtemp(prefix="tinyllm-kernels-"))

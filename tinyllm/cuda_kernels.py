@@ -27,7 +27,7 @@ version. Nothing here imports CuPy before a kernel is first called.
 """
 from __future__ import annotations
 
-_INFINITY = "#include <cupy/math_constants.h>\n"  # CUDART_INF: +inf, as a double
+import math
 
 
 class _Kernel:
@@ -82,10 +82,10 @@ def gelu_backward(x, g, c: float, k: float):
 # Softmax along the last axis: y = e^(x - m) / s with m = max x and s = Σ e^(x - m).
 # A masked entry counts as x = -inf: it is left out of m and s, and its y is 0.
 # ---------------------------------------------------------------------------
-_row_max = _Kernel(
-    "ReductionKernel", "T x, bool masked", "T m",
-    "masked ? T(-CUDART_INF) : x", "max(a, b)", "m = a", "-CUDART_INF",
-    "tinyllm_row_max", preamble=_INFINITY)
+_row_max = _Kernel(                                     # minus_inf: -inf, handed in from Python
+    "ReductionKernel", "T x, bool masked, T minus_inf", "T m",
+    "masked ? minus_inf : x", "max(a, b)", "m = a", "minus_inf",
+    "tinyllm_row_max")
 _row_sum_exp = _row_sum("T x, bool masked, T m", "T s", "masked ? T(0) : exp(x - m)", "s = a", "tinyllm_row_sum_exp")
 _softmax = _elementwise(
     "T x, bool masked, T m, T s", "T y",
@@ -105,7 +105,7 @@ def softmax(x, masked=False):
     ``masked``: a boolean array broadcastable to x, True where an entry is left out;
     every row needs one entry that is not. m and s are (..., 1): log Σ e^x = m + log s.
     """
-    m = _row_max(x, masked, axis=-1, keepdims=True)
+    m = _row_max(x, masked, -math.inf, axis=-1, keepdims=True)
     s = _row_sum_exp(x, masked, m, axis=-1, keepdims=True)
     return _softmax(x, masked, m, s), m, s
 
