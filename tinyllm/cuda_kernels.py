@@ -1,4 +1,4 @@
-"""Fused GPU kernels: GELU, softmax, LayerNorm, dropout and AdamW, each formula one pass over memory.
+"""Fused GPU kernels: GELU, softmax, LayerNorm, dropout and AdamW in a pass or three over memory.
 
 In NumPy style a formula is a chain of small steps (square, scale, add, exp, ...)
 and every step is one pass over the whole array: each element read and written
@@ -33,13 +33,13 @@ import math
 class _Kernel:
     """A CuPy kernel, made on its first call (so importing this module needs no CuPy)."""
 
-    def __init__(self, kind: str, *args, **kwargs):
-        self.kind, self.args, self.kwargs, self.kernel = kind, args, kwargs, None
+    def __init__(self, kind: str, *args: str):
+        self.kind, self.args, self.kernel = kind, args, None  # args: CuPy's, strings of CUDA C
 
     def __call__(self, *inputs, **options):
         if self.kernel is None:
             import cupy
-            self.kernel = getattr(cupy, self.kind)(*self.args, **self.kwargs)
+            self.kernel = getattr(cupy, self.kind)(*self.args)
         return self.kernel(*inputs, **options)
 
 
