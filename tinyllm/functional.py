@@ -7,7 +7,8 @@ passes over memory than the chain of small ops it replaces. The derivation sits
 beside each backward, and tests check every one against finite differences.
 
 On a GPU, GELU, softmax, LayerNorm and dropout run their formulas as fused CUDA
-kernels instead (cuda_kernels.py): the same maths in one pass over memory per formula.
+kernels instead (cuda_kernels.py): the same maths in one to three passes over memory
+rather than one per arithmetic step.
 """
 from __future__ import annotations
 
