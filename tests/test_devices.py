@@ -16,7 +16,6 @@ _reason = cuda_unavailable_reason() if "cuda" in DEVICES else "cuda not in TINYL
 pytestmark = pytest.mark.skipif(_reason is not None, reason=str(_reason))
 
 
-
 def run_on(device, fn, arrays):
     inputs = [Tensor(a, dtype=np.float32, device=device, requires_grad=True) for a in arrays]
     out = fn(*inputs)
