@@ -11,6 +11,7 @@ import pytest
 from cuda_on_host import COMPILER, calls, run_gpu_path_on_host
 from test_ops_gradcheck import CASES, make_input
 from tinyllm import Tensor, cuda_kernels, functional as F, optim
+from tinyllm.backend import to_numpy
 from tinyllm.gradcheck import gradcheck
 from tinyllm.model import causal_mask
 from tinyllm.nn import Parameter
@@ -76,22 +77,24 @@ def test_a_wrong_kernel_is_caught(rng, monkeypatch):
     assert "tinyllm_gelu_backward_wrong" in calls
 
 
-def test_adamw_kernel_matches_the_numpy_update(monkeypatch):
-    """Four steps with weight decay: a vector and a matrix (the flat layout puts matrices first)."""
+def adamw_after_four_steps(device: str = "cpu") -> list[np.ndarray]:
+    """A vector and a matrix (the flat layout puts matrices first) after four AdamW steps with
+    weight decay, on ``device``: the parameters, then the moments m and v, as NumPy arrays."""
     rng = np.random.default_rng(0)
     start = [rng.standard_normal(4), rng.standard_normal((3, 4))]
-    grads = rng.standard_normal((4, 16))
+    params = [Parameter(Tensor(a, dtype=np.float32, device=device).data) for a in start]
+    opt = optim.AdamW(params, lr=0.1, betas=(0.9, 0.99), weight_decay=0.1)
+    for g in rng.standard_normal((4, 16)):
+        params[0].grad = Tensor(g[:4], device=device)
+        params[1].grad = Tensor(g[4:].reshape(3, 4), device=device)
+        opt.step()
+    return [p.numpy() for p in params] + [to_numpy(opt.state["exp_avg"]), to_numpy(opt.state["exp_avg_sq"])]
 
-    def train():
-        params = [Parameter(a.astype(np.float32)) for a in start]
-        opt = optim.AdamW(params, lr=0.1, betas=(0.9, 0.99), weight_decay=0.1)
-        for g in grads:
-            params[0].grad, params[1].grad = Tensor(g[:4]), Tensor(g[4:].reshape(3, 4))
-            opt.step()
-        return [p.numpy() for p in params] + [opt.state["exp_avg"], opt.state["exp_avg_sq"]]
-    expected = train()
+
+def test_adamw_kernel_matches_the_numpy_update(monkeypatch):
+    expected = adamw_after_four_steps()
     run_gpu_path_on_host(monkeypatch)
-    got = train()
-    assert calls == ["tinyllm_adamw"] * len(grads)
+    got = adamw_after_four_steps()
+    assert calls == ["tinyllm_adamw"] * 4
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)

@@ -9,7 +9,7 @@ import tinyllm
 from tinyllm import Tensor
 from tinyllm.model import GPT, GPTConfig
 from conftest import DEVICES, cuda_unavailable_reason
-from test_cuda_kernels import EXTREMES
+from test_cuda_kernels import EXTREMES, adamw_after_four_steps
 from test_ops_gradcheck import CASES, make_input
 
 _reason = cuda_unavailable_reason() if "cuda" in DEVICES else "cuda not in TINYLLM_TEST_DEVICES"
@@ -61,20 +61,7 @@ def test_model_agrees_across_devices():
 
 
 def test_adamw_steps_agree_across_devices():
-    from tinyllm import optim
-    from tinyllm.nn import Parameter
-    rng = np.random.default_rng(0)
-    start, grads = [rng.standard_normal(5), rng.standard_normal((3, 5))], rng.standard_normal((3, 20))
-    results = {}
-    for device in ("cpu", "cuda"):
-        params = [Parameter(Tensor(a, dtype=np.float32, device=device).data) for a in start]
-        opt = optim.AdamW(params, lr=0.1, weight_decay=0.1)
-        for g in grads:
-            params[0].grad = Tensor(g[:5], device=device)
-            params[1].grad = Tensor(g[5:].reshape(3, 5), device=device)
-            opt.step()
-        results[device] = [p.numpy() for p in params]
-    for gpu, cpu in zip(results["cuda"], results["cpu"]):
+    for gpu, cpu in zip(adamw_after_four_steps("cuda"), adamw_after_four_steps("cpu")):
         np.testing.assert_allclose(gpu, cpu, rtol=1e-5, atol=1e-6)
 
 
