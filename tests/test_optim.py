@@ -103,6 +103,20 @@ def test_clip_grad_norm():
     np.testing.assert_allclose([a.grad.item(), b.grad.item()], [0.6, 0.8], rtol=1e-5)
 
 
+def test_clip_grad_norm_keeps_shapes_and_never_writes_into_the_old_gradients():
+    w = with_grad(np.zeros((2, 3)), np.full((2, 3), 2.0))   # Σ g² = 24
+    b = with_grad(np.zeros(4), [1.0, 1.0, 1.0, 1.0])         # Σ g² = 4: global norm √28
+    untouched = Parameter(np.zeros(2))                        # no gradient: left out, stays None
+    old_w, old_b = w.grad.data, b.grad.data
+    norm = optim.clip_grad_norm_([w, untouched, b], max_norm=1.0)
+    assert float(norm) == pytest.approx(np.sqrt(28.0))
+    assert w.grad.shape == (2, 3) and b.grad.shape == (4,) and untouched.grad is None
+    np.testing.assert_allclose(w.grad.numpy(), np.full((2, 3), 2 / np.sqrt(28)), rtol=1e-5)
+    np.testing.assert_allclose(b.grad.numpy(), np.full(4, 1 / np.sqrt(28)), rtol=1e-5)
+    np.testing.assert_array_equal(old_w, 2.0)  # a gradient array someone else still holds is unchanged
+    np.testing.assert_array_equal(old_b, 1.0)
+
+
 def test_cosine_schedule():
     lr = lambda s: optim.cosine_lr(s, max_lr=1.0, min_lr=0.1, warmup_steps=10, decay_steps=110)  # noqa: E731
     assert lr(0) == pytest.approx(1 / 11) and lr(9) == pytest.approx(10 / 11)   # rising

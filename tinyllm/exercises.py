@@ -81,9 +81,9 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
             "self.flat[:self.n_matrix] *= (1 - lr·wd). m = β1·m + (1-β1)·g; v = β2·v + (1-β2)·g²; "
             "self.flat -= (lr / bias1) · m / (√(v / bias2) + eps). All in place."),
     "9.2": (["tests/test_optim.py::test_clip_grad_norm"],
-            "norm = √(Σ over all parameters of Σ g²) (Σ g² of one parameter is the dot product g·g); "
-            "scale = min(1, max_norm / (norm + 1e-6)); give each "
-            "parameter a new gradient array g·scale; return norm."),
+            "Gather every gradient into one new flat array (xp.concatenate of each reshaped to -1); "
+            "norm = √(flat·flat); flat *= min(1, max_norm / (norm + 1e-6)); give each parameter its "
+            "slice of flat, reshaped, as its gradient's data; return norm."),
     "9.3": (["tests/test_optim.py::test_cosine_schedule"],
             "Before warmup_steps: max_lr·(step+1)/(warmup_steps+1). After decay_steps: min_lr. Between: "
             "min_lr + ½(1 + cos(π·progress))·(max_lr - min_lr)."),

@@ -95,8 +95,12 @@ class CausalSelfAttention(Module):
     def forward(self, x: Tensor, cache: dict | None = None) -> Tensor:
         B, T, C = x.shape
         H, D = self.n_head, C // self.n_head
-        q, k, v = self.c_attn(x).split(C, axis=2)                  # (B, T, 3C) -> three (B, T, C)
-        # Give each head its own slab: (B, T, C) -> (B, T, H, D) -> (B, H, T, D)
+        # c_attn's (B, T, 3C) holds q, k and v side by side, each H heads of D: read it as
+        # (B, T, 3, H, D) and split the 3. (Splitting (B, T, 3C) into three (B, T, C) is the
+        # same numbers, but their gradients, laid out head-major, would each need a copy
+        # back into (B, T, C) order before the backward could join them.)
+        q, k, v = self.c_attn(x).reshape(B, T, 3, H, D).split(1, axis=2)   # three (B, T, 1, H, D)
+        # Give each head its own slab: (B, T, 1, H, D) -> (B, T, H, D) -> (B, H, T, D)
         q, k, v = (t.reshape(B, T, H, D).transpose(1, 2) for t in (q, k, v))
         if cache is not None:
             # KV cache (generation): the keys and values of earlier positions never change,

@@ -110,5 +110,9 @@ def split(a: Tensor, split_size_or_sections: int | Sequence[int], axis: int = 0)
         # One op with several results: each piece's gradient goes back to its own stretch of a,
         # all in one concatenation (zeros for a piece no gradient reached). Slicing each piece
         # on its own would instead make one full-size gradient of a per piece, mostly zeros.
-        return (xp.concatenate([g if g is not None else xp.zeros_like(p) for g, p in zip(gs, pieces)], axis=axis),)
+        # Written into a fresh row-major array (left alone, NumPy lays the result out like the
+        # pieces, and a reshape of it would then have to copy).
+        grad = xp.empty(a.shape, dtype=a.dtype)
+        return (xp.concatenate([g if g is not None else xp.zeros_like(p) for g, p in zip(gs, pieces)], axis=axis,
+                               out=grad),)
     return from_op_outputs(pieces, (a,), backward, "split")
