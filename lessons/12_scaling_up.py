@@ -99,8 +99,8 @@ inputs, outputs, body, name = cuda_kernels._gelu.args
 print(f"{name}({inputs}) -> ({outputs}):\n    {body}")
 
 # %% [markdown]
-# The same holds for softmax (a row max, a row sum, then one pass that writes y;
-# cross-entropy uses it too), LayerNorm, dropout and the AdamW update.
+# The same holds for softmax (one pass finds each row's max and sum together, a
+# second writes y; cross-entropy uses it too), LayerNorm, dropout and the AdamW update.
 # tests/test_cuda_kernels.py compiles these C lines for the CPU and runs the gradient
 # checks through them; on a GPU machine tests/test_devices.py checks every op against
 # its NumPy twin.

@@ -6,8 +6,10 @@ system's C++ compiler, inside a loop that does what CuPy's kernel does on the GP
 
 - ElementwiseKernel: inputs broadcast together, the body runs once per element, whose
   index is ``i``; outputs given as arguments are written in place.
-- ReductionKernel: along the last axis (``keepdims``), ``map`` each element, fold the
-  results with ``reduce`` from ``identity``, write through ``post_map``.
+- ReductionKernel: along the last axis (``keepdims``), ``map`` each element; as the
+  threads of a GPU block do, fold four interleaved parts of the row with ``reduce``
+  (each from ``identity``), then the four partial results pairwise; write through
+  ``post_map``. So ``reduce`` also meets two partial results, and empty parts.
 
 ``run_gpu_path_on_host(monkeypatch)`` then sends functional.py down its GPU path on
 NumPy arrays, so every gradcheck can run against those kernels. What this cannot
@@ -33,7 +35,9 @@ _HEADER = """#include <algorithm>
 #include <cmath>
 using std::exp; using std::max;
 template <class U> U rsqrt(U v) { return U(1) / std::sqrt(v); }
+#define __device__
 """
+_PARTS = 4  # a reduction's partial results per row (a GPU block has hundreds; 4 meet every case)
 _C_TYPES = {np.dtype(np.float32): ("float", ctypes.c_float), np.dtype(np.float64): ("double", ctypes.c_double)}
 _BUILD = Path(tempfile.mkdtemp(prefix="tinyllm-kernels-"))
 atexit.register(shutil.rmtree, _BUILD, ignore_errors=True)
@@ -58,17 +62,22 @@ def _host_source(kernel, T: str, is_array: list[bool]) -> str:
             params.append(f"const {ctype[t]} {name}")
     params += [f"{ctype[t]}* _raw_{name}" for t, name in outs] + ["long _rows", "long _cols"]
     name = kernel.args[-1]
-    head = f'{_HEADER}typedef {T} T;\nextern "C" void {name}({", ".join(params)}) {{\n'
+    preamble = kernel.options.get("preamble", "")
+    head = f'{_HEADER}typedef {T} T;\n{preamble}\nextern "C" void {name}({", ".join(params)}) {{\n'
     outputs = " ".join(f"{ctype[t]} &{n} = _raw_{n}[i];" for t, n in outs)  # i: the element or the row
     if kernel.kind == "ElementwiseKernel":
         body = kernel.args[2]
         return head + f"for (long i = 0, _k = 0; i < _rows; i++, _k++) {{ {' '.join(loads)} {outputs} {body}; }}}}\n"
     map_expr, reduce_expr, post_map, identity = kernel.args[2:6]
+    R = kernel.options.get("reduce_type", "T")
     return head + (f"#define REDUCE(a, b) ({reduce_expr})\n#define POST_MAP(a) ({post_map})\n"
-                   f"for (long i = 0; i < _rows; i++) {{ T _s = T({identity});\n"
-                   f"  for (long _k = i * _cols; _k < (i + 1) * _cols; _k++) {{ {' '.join(loads)}"
-                   f" T _a = static_cast<T>({map_expr}); _s = REDUCE(_s, _a); }}\n"
-                   f"  {outputs} POST_MAP(_s); }}\n}}\n")
+                   f"for (long i = 0; i < _rows; i++) {{ {R} _part[{_PARTS}];\n"
+                   f"  for (long _p = 0; _p < {_PARTS}; _p++) {{ _part[_p] = {R}({identity});\n"
+                   f"    for (long _k = i * _cols + _p; _k < (i + 1) * _cols; _k += {_PARTS}) {{ {' '.join(loads)}"
+                   f" {R} _a = static_cast<{R}>({map_expr}); _part[_p] = REDUCE(_part[_p], _a); }} }}\n"
+                   f"  for (long _n = {_PARTS} / 2; _n >= 1; _n /= 2)\n"
+                   f"    for (long _p = 0; _p < _n; _p++) _part[_p] = REDUCE(_part[_p], _part[_p + _n]);\n"
+                   f"  {R} _s = _part[0]; {outputs} POST_MAP(_s); }}\n}}\n")
 
 
 def _host_function(kernel, T: str, is_array: list[bool]):
@@ -108,7 +117,8 @@ def host_call(kernel, *inputs, axis=None, keepdims=False):
         rows, cols = int(np.prod(shape)), 1
     else:
         assert axis in (-1, len(shape) - 1) and keepdims, "tinyllm reduces along the last axis, keeping it"
-        results = [np.empty(shape[:-1] + (1,), dtype)]
+        assert all(r.shape == shape[:-1] + (1,) and r.dtype == dtype for r in given)
+        results = list(given) or [np.empty(shape[:-1] + (1,), dtype) for _ in outs]
         rows, cols = int(np.prod(shape[:-1])), shape[-1]
     function = _host_function(kernel, c_name, [isinstance(a, np.ndarray) for a in args])
     function(*[a.ctypes.data_as(ctypes.c_void_p) if isinstance(a, np.ndarray) else a for a in args],

@@ -19,7 +19,8 @@ cached on disk) into one kernel.
   reduced axis each element is mapped (``map``), the results combined pairwise
   (``reduce``, of ``a`` and ``b``, starting from ``identity``), and the total
   written through ``post_map``. Here every reduction runs along the last axis
-  with ``keepdims``: (..., C) -> (..., 1).
+  with ``keepdims``: (..., C) -> (..., 1). What is combined may be a small struct
+  (``reduce_type``, declared in ``preamble``): softmax carries a max and a sum together.
 
 ``T`` is the arrays' float type (float32, or float64 in gradient checks).
 tests/test_devices.py checks on a GPU machine that each op agrees with its NumPy
@@ -29,17 +30,20 @@ from __future__ import annotations
 
 import math
 
+from .backend import array_module
+
 
 class _Kernel:
     """A CuPy kernel, made on its first call (so importing this module needs no CuPy)."""
 
-    def __init__(self, kind: str, *args: str):
-        self.kind, self.args, self.kernel = kind, args, None  # args: CuPy's, strings of CUDA C
+    def __init__(self, kind: str, *args: str, **options: str):
+        self.kind, self.args, self.options = kind, args, options  # CuPy's arguments: strings of CUDA C
+        self.kernel = None
 
     def __call__(self, *inputs, **options):
         if self.kernel is None:
             import cupy
-            self.kernel = getattr(cupy, self.kind)(*self.args)
+            self.kernel = getattr(cupy, self.kind)(*self.args, **self.options)
         return self.kernel(*inputs, **options)
 
 
@@ -81,12 +85,29 @@ def gelu_backward(x, g, c: float, k: float):
 # ---------------------------------------------------------------------------
 # Softmax along the last axis: y = e^(x - m) / s with m = max x and s = Σ e^(x - m).
 # A masked entry counts as x = -inf: it is left out of m and s, and its y is 0.
+#
+# m and s come from one pass over the row (the "online softmax"). Each GPU thread
+# keeps a running pair (m, s) for the part of the row it reads, and two pairs merge
+# into one by rescaling the sum whose max is smaller:
+#     (m1, s1) + (m2, s2) = (m1, s1 + s2·e^(m2 - m1))   where m1 >= m2.
+# An element x is the pair (x, 1); an empty part (or a masked entry) is (-inf, 0).
 # ---------------------------------------------------------------------------
-_row_max = _Kernel(                                     # minus_inf: -inf, handed in from Python
-    "ReductionKernel", "T x, bool masked, T minus_inf", "T m",
-    "masked ? minus_inf : x", "max(a, b)", "m = a", "minus_inf",
-    "tinyllm_row_max")
-_row_sum_exp = _row_sum("T x, bool masked, T m", "T s", "masked ? T(0) : exp(x - m)", "s = a", "tinyllm_row_sum_exp")
+_MAX_AND_SUM = """
+struct MaxAndSum {                                   // m: the largest x so far; s: Σ e^(x - m)
+    T m, s;
+    __device__ MaxAndSum(T m = T(0), T s = T(0)) : m(m), s(s) {}
+};
+__device__ MaxAndSum merge_max_and_sum(MaxAndSum p, MaxAndSum q) {
+    if (p.m < q.m) { MaxAndSum t = p; p = q; q = t; }    // p: the larger max
+    // Equal maxima need no rescaling; asking keeps e^(-inf - -inf) = e^NaN out when both are -inf.
+    return MaxAndSum(p.m, q.m == p.m ? p.s + q.s : p.s + q.s * exp(q.m - p.m));
+}
+"""
+_row_max_and_sum_exp = _Kernel(                      # minus_inf: -inf, handed in from Python
+    "ReductionKernel", "T x, bool masked, T minus_inf", "T m, T s",
+    "masked ? MaxAndSum(minus_inf, 0) : MaxAndSum(x, 1)", "merge_max_and_sum(a, b)", "m = a.m, s = a.s",
+    "MaxAndSum(minus_inf, 0)", "tinyllm_row_max_and_sum_exp",
+    reduce_type="MaxAndSum", preamble=_MAX_AND_SUM)
 _softmax = _elementwise(
     "T x, bool masked, T m, T s", "T y",
     "y = masked ? T(0) : exp(x - m) / s",
@@ -100,13 +121,14 @@ _row_sum_of_products = _row_sum("T p, T q, T r", "T s", "p * q * r", "s = a", "t
 
 
 def softmax(x, masked=False):
-    """Softmax along the last axis in three passes (max, sum, normalise): returns y, m, s.
+    """Softmax along the last axis in two passes (max and sum together, then y): returns y, m, s.
 
     ``masked``: a boolean array broadcastable to x, True where an entry is left out;
     every row needs one entry that is not. m and s are (..., 1): log Σ e^x = m + log s.
     """
-    m = _row_max(x, masked, -math.inf, axis=-1, keepdims=True)
-    s = _row_sum_exp(x, masked, m, axis=-1, keepdims=True)
+    xp = array_module(x)
+    m, s = xp.empty(x.shape[:-1] + (1,), x.dtype), xp.empty(x.shape[:-1] + (1,), x.dtype)
+    _row_max_and_sum_exp(x, masked, -math.inf, m, s, axis=-1, keepdims=True)  # a reduction writes both
     return _softmax(x, masked, m, s), m, s
 
 
