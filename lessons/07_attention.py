@@ -55,9 +55,9 @@ print("output:\n", y)
 #
 # ## The same thing inside tinyllm
 # `CausalSelfAttention` does this for every head at once: one Linear layer makes
-# q, k and v for all heads (shape (B, T, 3C)), `split` cuts that into q, k and v,
-# a reshape gives each head its own slab (B, H, T, D), and batched matmuls do all
-# heads in one call. Here we redo it with
+# q, k and v for all heads (shape (B, T, 3C), read as (B, T, 3, H, D)), `split` cuts
+# that into q, k and v, a transpose gives each head its own slab (B, H, T, D), and
+# batched matmuls do all heads in one call. Here we redo it with
 # NumPy from the layer's own weights and compare.
 
 # %%

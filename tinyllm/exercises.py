@@ -80,7 +80,8 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
             "Everything is flat: self.flat holds all parameters, matrices first, so decay is "
             "self.flat[:self.n_matrix] *= (1 - lr·wd). m = β1·m + (1-β1)·g; v = β2·v + (1-β2)·g²; "
             "self.flat -= (lr / bias1) · m / (√(v / bias2) + eps). All in place."),
-    "9.2": (["tests/test_optim.py::test_clip_grad_norm"],
+    "9.2": (["tests/test_optim.py::test_clip_grad_norm",
+             "tests/test_optim.py::test_clip_grad_norm_keeps_shapes_and_never_writes_into_the_old_gradients"],
             "Gather every gradient into one new flat array (xp.concatenate of each reshaped to -1); "
             "norm = √(flat·flat); flat *= min(1, max_norm / (norm + 1e-6)); give each parameter its "
             "slice of flat, reshaped, as its gradient's data; return norm."),
