@@ -110,6 +110,20 @@ def to_numpy(array) -> np.ndarray:
     return to_device(array, "cpu") if is_cupy_array(array) else np.asarray(array)
 
 
+def set_tf32(enabled: bool) -> None:
+    """Let float32 matrix products on the GPU run on TF32 tensor cores (Ampere and later).
+
+    TF32 rounds each input of a product to a 10-bit mantissa (about 3 decimal digits)
+    and accumulates in float32: several times the GEMM speed, at a relative error near
+    1e-3 per product instead of 1e-6 (the sums done as products, ``row_sums`` and
+    ``column_sums``, may round alike). Training usually cannot tell the difference;
+    a gradient check can. Elementwise work and the CPU are unaffected.
+    """
+    xp_for("cuda")  # a clear error if CuPy or the GPU is missing
+    from cupy._core import _routines_linalg as linalg  # CuPy's own switch (as CUPY_TF32=1 sets it)
+    linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT)
+
+
 def scatter_add(target, index, values) -> None:
     """``target[index] += values`` where repeated indices add up (unbuffered, in place).
 
@@ -166,20 +180,6 @@ def column_sums(a):
 # ---------------------------------------------------------------------------
 _seed = 0
 _generators: dict[str, object] = {}
-
-
-def set_tf32(enabled: bool) -> None:
-    """Let float32 matrix products on the GPU run on TF32 tensor cores (Ampere and later).
-
-    TF32 rounds each input of a product to a 10-bit mantissa (about 3 decimal digits)
-    and accumulates in float32: several times the GEMM speed, at a relative error near
-    1e-3 per product instead of 1e-6 (the sums done as products, ``row_sums`` and
-    ``column_sums``, may round alike). Training usually cannot tell the difference;
-    a gradient check can. Elementwise work and the CPU are unaffected.
-    """
-    xp_for("cuda")  # a clear error if CuPy or the GPU is missing
-    from cupy._core import _routines_linalg as linalg  # CuPy's own switch (as CUPY_TF32=1 sets it)
-    linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT)
 
 
 def manual_seed(seed: int) -> None:

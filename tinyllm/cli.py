@@ -115,7 +115,8 @@ def _add_train_command(commands) -> None:
              "block_size": "context length in tokens (None: the preset's)",
              "dropout": "dropout probability in training (0.2 helps larger models on small data)",
              "batch_size": "sequences per micro-batch", "seed": "seed of initialisation, batches and dropout",
-             "resume": "continue from OUT/ckpt.npz, exactly where it left off",
+             "resume": "continue from OUT/ckpt.npz where it left off, bit for bit on the CPU; --device may "
+                       "differ from the first run's (on a GPU, dropout's random draws start again from the seed)",
              "tf32": "with --device cuda: float32 matmuls on TF32 tensor cores (faster, ~1e-3 relative error)"}
     for f in fields(TrainConfig):
         if f.type == "bool":
