@@ -113,8 +113,8 @@ def test_load_state_dict_names_the_bad_key():
         model.load_state_dict(state)
 
 
-def test_bad_ids_are_clear_errors():
-    model = tiny_model()
+def test_bad_ids_are_clear_errors(device):
+    model = tiny_model().to(device)
     with pytest.raises(ValueError, match=r"shape \(B, T\)"):
         model(np.zeros(5, dtype=np.int64))
     with pytest.raises(ValueError, match="exceeds the model's block_size 8"):

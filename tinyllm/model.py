@@ -206,16 +206,18 @@ class GPT(Module):
 
     def _check_ids(self, ids, past: int = 0):
         ids = ids.data if isinstance(ids, Tensor) else ids
-        ids = to_device(ids if hasattr(ids, "shape") else np.asarray(ids), self.device)
+        ids = ids if hasattr(ids, "shape") else np.asarray(ids)
         if ids.ndim != 2 or ids.dtype.kind not in "iu":
             raise ValueError(f"GPT expects integer token ids of shape (B, T), got {ids.dtype} {ids.shape}")
         if past + ids.shape[1] > self.config.block_size:
             raise ValueError(f"sequence length {past + ids.shape[1]} exceeds the model's block_size "
                              f"{self.config.block_size}; crop the context to the last {self.config.block_size}")
+        # The range is checked while the ids are on the host. Ids already on the GPU (training
+        # batches) are not: reading their min and max would wait for the GPU at every step.
         if device_of(ids) == "cpu" and ids.size and (ids.min() < 0 or ids.max() >= self.config.vocab_size):
             raise ValueError(f"token ids must be in 0..{self.config.vocab_size - 1}, "
                              f"got values from {ids.min()} to {ids.max()}")
-        return ids
+        return to_device(ids, self.device)
 
     def num_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
