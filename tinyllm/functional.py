@@ -51,12 +51,6 @@ def _device_mask(mask, data):
     return array_module(data).asarray(mask.data if isinstance(mask, Tensor) else mask)
 
 
-def _filled(data, mask, value: float):
-    """A new array: ``data`` with ``value`` where the boolean ``mask`` is true."""
-    xp = array_module(data)
-    return xp.where(_device_mask(mask, data), xp.asarray(value, dtype=data.dtype), data)
-
-
 def _mask_bias(mask, data):
     """0 where the boolean ``mask`` is false and -inf where it is true, in ``data``'s dtype.
 
@@ -248,7 +242,7 @@ def masked_fill(x: Tensor, mask, value: float) -> Tensor:
     """``x`` with ``value`` wherever the boolean ``mask`` (broadcastable to x) is true."""
     xp = array_module(x.data)
     mask = _device_mask(mask, x.data)
-    out = _filled(x.data, mask, value)
+    out = xp.where(mask, xp.asarray(value, dtype=x.dtype), x.data)
     # The filled places no longer depend on x: their gradient is 0.
     return from_op(out, (x,), lambda g: (sum_to_shape(xp.where(mask, 0, g), x.shape),), "masked_fill")
 
