@@ -126,9 +126,16 @@ def test_cosine_schedule():
     assert all(lr(s) >= lr(s + 1) for s in range(10, 120))
 
 
-def test_empty_parameter_list_is_an_error():
+def test_empty_parameter_list_and_impossible_settings_are_errors():
     with pytest.raises(ValueError, match="empty parameter list"):
         optim.AdamW([])
+    p = [with_grad([1.0], [1.0])]
+    with pytest.raises(ValueError, match="learning rate must be 0 or more, got -0.1"):
+        optim.SGD(p, lr=-0.1)
+    with pytest.raises(ValueError, match=r"betas must each be in \[0, 1\), got \(0.9, 1.0\)"):
+        optim.AdamW(p, betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="eps and weight_decay must be 0 or more, got 1e-08 and -0.1"):
+        optim.AdamW(p, weight_decay=-0.1)
 
 
 def test_a_model_cast_after_the_optimizer_was_made_still_trains_in_its_new_dtype():

@@ -74,6 +74,47 @@ def test_top_k_top_p_and_temperature_on_hand_made_logits():
         next_token_probs(logits, temperature=0)
 
 
+@pytest.mark.parametrize("setting, value, rule", [
+    ("batch_size", 0, "at least 1"), ("grad_accum", 0, "at least 1"), ("eval_iters", 0, "at least 1"),
+    ("eval_interval", 0, "at least 1"), ("log_interval", 0, "at least 1"), ("sample_interval", 0, "at least 1"),
+    ("max_iters", -1, "0 or more"), ("grad_clip", -1.0, "0 or more"), ("lr", 0.0, "positive"),
+    ("beta2", 1.0, "in \\[0, 1\\)")])
+def test_settings_that_cannot_train_are_refused_by_name(setting, value, rule, tmp_path, capsys):
+    flag = "--" + setting.replace("_", "-")
+    with pytest.raises(ValueError, match=f"^{setting} \\({flag}\\) must be {rule}, got {value}$"):
+        TrainConfig(**{setting: value})
+    assert main(["train", flag, str(value), "--out", str(tmp_path)]) == 2  # refused before any work
+    assert f"tinyllm: error: {setting} ({flag}) must be" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_grad_clip_0_trains_unclipped(tmp_path):
+    common = dict(max_iters=6, eval_interval=100, eval_iters=1, sample_interval=100, log_interval=1, n_layer=1,
+                  batch_size=2, lr=1e-2, warmup_iters=0)
+    unclipped = train(TrainConfig(grad_clip=0, out=str(tmp_path / "a"), **common), log=lambda line: None)
+    never_reached = train(TrainConfig(grad_clip=1e9, out=str(tmp_path / "b"), **common), log=lambda line: None)
+    clipped = train(TrainConfig(grad_clip=0.1, out=str(tmp_path / "c"), **common), log=lambda line: None)
+    assert unclipped["loss"][0] == clipped["loss"][0]                   # the same first batch and weights
+    assert unclipped["loss"] == never_reached["loss"]                   # 0 means no clipping at all
+    assert unclipped["loss"][-1] < unclipped["loss"][0] - 0.3           # and the model did learn
+    assert clipped["loss"][1:] != unclipped["loss"][1:]
+
+
+def test_sampling_settings_are_checked_before_any_output(trained_run, capsys):
+    out, _ = trained_run
+    for flag, value, message in [("--temperature", "0", "temperature must be positive, got 0.0"),
+                                 ("--top-k", "0", "top_k must be at least 1"),
+                                 ("--top-p", "0", "top_p must be in (0, 1]"),
+                                 ("--top-p", "1.5", "top_p must be in (0, 1]"),
+                                 ("--max-new-tokens", "-1", "max_new_tokens must be 0 or more, got -1")]:
+        assert main(["sample", "--ckpt", str(out), "--prompt", "The", flag, value]) == 2
+        printed = capsys.readouterr()
+        assert printed.out == "" and message in printed.err
+    assert main(["predict", "--ckpt", str(out), "--top-k", "0", "The"]) == 2
+    printed = capsys.readouterr()
+    assert printed.out == "" and "tokens to list must be at least 1, got 0" in printed.err
+
+
 def test_data_errors_are_clear(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+DEVICE_HELP = "cpu or cuda; a checkpoint loads on either, wherever it was trained"
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -106,10 +108,17 @@ def _add_train_command(commands) -> None:
              "tokenizer": "'char', 'bpe' (trained on the corpus) or a tokenizer JSON file",
              "vocab_size": "vocabulary size of a new BPE tokenizer",
              "preset": "model shape: baby, char-small, gpt2, gpt2-medium, gpt2-large, gpt2-xl",
-             "device": "cpu or cuda", "grad_accum": "micro-batches per optimizer step",
+             "device": "cpu or cuda (cuda needs CuPy: see the README)",
+             "grad_accum": "micro-batches per optimizer step",
              "max_iters": "optimizer steps", "lr": "peak learning rate (after warmup)",
              "min_lr": "learning rate at the end of the cosine decay", "out": "directory for checkpoint and plot",
              "eval_iters": "batches per loss estimate", "sample_tokens": "length of the samples shown",
+             "warmup_iters": "steps of linear warmup from 0 up to --lr",
+             "weight_decay": "AdamW's decoupled weight decay, on the weight matrices only",
+             "beta2": "AdamW's decay of its squared-gradient average (0.99 for small data; GPT-2: 0.95)",
+             "grad_clip": "largest global gradient norm; larger gradients are scaled down (0: no clipping)",
+             "eval_interval": "steps between loss estimates, checkpoints and loss plots",
+             "log_interval": "steps between log lines", "sample_interval": "steps between the samples shown",
              "n_layer": "Transformer blocks (None: the preset's)", "n_head": "attention heads (None: the preset's)",
              "n_embd": "width of the residual stream (None: the preset's)",
              "block_size": "context length in tokens (None: the preset's)",
@@ -146,18 +155,19 @@ def _add_sample_command(commands) -> None:
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sample.add_argument("--ckpt", default="out", help="checkpoint file, or the directory holding ckpt.npz")
     sample.add_argument("--prompt", default="\n", help="text to continue")
-    sample.add_argument("--max-new-tokens", type=int, default=300)
+    sample.add_argument("--max-new-tokens", type=int, default=300, help="how many tokens to generate")
     sample.add_argument("--temperature", type=float, default=0.8, help="below 1: safer; above 1: wilder")
     sample.add_argument("--top-k", type=int, default=None, help="sample only from the k likeliest tokens")
     sample.add_argument("--top-p", type=float, default=None, help="sample only from the top-p probability mass")
-    sample.add_argument("--seed", type=int, default=None)
-    sample.add_argument("--device", default="cpu")
+    sample.add_argument("--seed", type=int, default=None, help="seed of the random draws (None: new text each run)")
+    sample.add_argument("--device", default="cpu", help=DEVICE_HELP)
     sample.set_defaults(run=_sample)
 
 
 def _sample(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
-    from .sample import generate
+    from .sample import check_sampling_settings, generate
+    check_sampling_settings(args.temperature, args.top_k, args.top_p, args.max_new_tokens)  # before any output
     ckpt = load_checkpoint(args.ckpt, device=args.device)
     model, tok = ckpt["model"].eval(), ckpt["tokenizer"]
     prompt = tok.encode(args.prompt)
@@ -174,7 +184,7 @@ def _add_predict_command(commands) -> None:
     predict.add_argument("prompt", help="text whose next token the model predicts")
     predict.add_argument("--ckpt", default="out", help="checkpoint file, or the directory holding ckpt.npz")
     predict.add_argument("--top-k", type=int, default=10, help="how many tokens to list")
-    predict.add_argument("--device", default="cpu")
+    predict.add_argument("--device", default="cpu", help=DEVICE_HELP)
     predict.set_defaults(run=_predict)
 
 
@@ -182,8 +192,8 @@ def _predict(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
     from .sample import next_token_table
     ckpt = load_checkpoint(args.ckpt, device=args.device)
-    print(f"after {args.prompt!r} the model expects:")
-    print(next_token_table(ckpt["model"].eval(), ckpt["tokenizer"], args.prompt, args.top_k))
+    table = next_token_table(ckpt["model"].eval(), ckpt["tokenizer"], args.prompt, args.top_k)
+    print(f"after {args.prompt!r} the model expects:\n{table}")
     return 0
 
 

@@ -36,6 +36,8 @@ class Optimizer:
         self.params = list({id(p): p for p in params}.values())  # a parameter given twice is one parameter
         if not self.params:
             raise ValueError("optimizer got an empty parameter list")
+        if not lr >= 0:
+            raise ValueError(f"learning rate must be 0 or more, got {lr}")
         self.lr = lr
         self.steps = 0
         self.state: dict[str, object] = {}  # name -> flat array laid out like self.flat
@@ -154,6 +156,10 @@ class AdamW(Optimizer):
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.01):
+        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
+            raise ValueError(f"AdamW's betas must each be in [0, 1), got {betas}")
+        if not (eps >= 0 and weight_decay >= 0):
+            raise ValueError(f"AdamW's eps and weight_decay must be 0 or more, got {eps} and {weight_decay}")
         super().__init__(params, lr)
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
 

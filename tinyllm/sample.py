@@ -16,6 +16,19 @@ from .model import GPT
 from .tensor import no_grad
 
 
+def check_sampling_settings(temperature: float, top_k: int | None = None, top_p: float | None = None,
+                            max_new_tokens: int = 0) -> None:
+    """Raise a ValueError that names the setting when one of these cannot be used."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be at least 1 (None: no top-k filter), got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1] (None: no top-p filter), got {top_p}")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be 0 or more, got {max_new_tokens}")
+
+
 def next_token_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
                      top_p: float | None = None) -> np.ndarray:
     """Probabilities over the vocabulary from one position's logits (V,).
@@ -23,8 +36,7 @@ def next_token_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | 
     temperature < 1 sharpens, > 1 flattens; top_k keeps the k likeliest tokens;
     top_p keeps the smallest set of likeliest tokens whose probability reaches p.
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
+    check_sampling_settings(temperature, top_k, top_p)
     z = logits.astype(np.float64) / temperature
     # BEGIN EXERCISE 10.1: top-k and top-p: keep the k likeliest / the smallest set reaching mass p
     if top_k is not None:
@@ -47,6 +59,8 @@ def top_next_tokens(model: GPT, ids: Sequence[int], k: int = 10) -> list[tuple[i
     """The ``k`` likeliest next tokens after ``ids`` and their probabilities, likeliest first."""
     if not ids:
         raise ValueError("a prediction needs at least one token of context")
+    if k < 1:
+        raise ValueError(f"the number of tokens to list must be at least 1, got {k}")
     logits, _ = model(np.array([ids[-model.config.block_size:]]))
     probs = next_token_probs(to_numpy(logits.data[0, -1]))
     order = np.argsort(-probs, kind="stable")[:k]
@@ -69,10 +83,11 @@ def generate(model: GPT, ids: Sequence[int], max_new_tokens: int, temperature: f
     keys and values of the earlier ones kept in a KV cache. Without it, every step
     recomputes the whole context: simpler, slower, the same tokens.
     """
-    rng = np.random.default_rng(seed)
+    check_sampling_settings(temperature, top_k, top_p, max_new_tokens)
     ids = list(ids)
     if not ids:
         raise ValueError("generate needs at least one token of context")
+    rng = np.random.default_rng(seed)
     block = model.config.block_size
     cache, cached = None, 0  # cached: how many positions the cache holds
     for _ in range(max_new_tokens):

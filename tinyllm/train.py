@@ -7,6 +7,7 @@ turn into text.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,6 +56,21 @@ class TrainConfig:
     seed: int = 1337
     out: str = "out"
     resume: bool = False           # continue from OUT/ckpt.npz, exactly where it left off
+
+    def __post_init__(self) -> None:
+        """Refuse, before any work, settings that would crash mid-run or quietly train nothing."""
+        def refuse(name: str, rule: str) -> None:
+            raise ValueError(f"{name} (--{name.replace('_', '-')}) must be {rule}, got {getattr(self, name)}")
+        for name in ("batch_size", "grad_accum", "eval_iters", "eval_interval", "log_interval", "sample_interval"):
+            if getattr(self, name) < 1:
+                refuse(name, "at least 1")
+        for name in ("max_iters", "warmup_iters", "sample_tokens", "min_lr", "weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                refuse(name, "0 or more")
+        if not self.lr > 0:
+            refuse("lr", "positive")
+        if not 0 <= self.beta2 < 1:
+            refuse("beta2", "in [0, 1)")
 
     def model_config(self, vocab_size: int) -> GPTConfig:
         overrides = {k: v for k in ("n_layer", "n_head", "n_embd", "block_size") if (v := getattr(self, k))}
@@ -180,7 +196,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
             x, y = batches.get_batch("train", cfg.batch_size, rng)
             _, loss = model(x, y)
             (loss * (1.0 / cfg.grad_accum)).backward()  # gradients add up over the micro-batches
-        norm = optim.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        norm = optim.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf)  # 0: measured, not clipped
         opt.step()
         if step % cfg.log_interval == 0:
             loss_value = loss.item()  # reading the loss waits for the device: only when logging
