@@ -34,10 +34,13 @@ def nats_per_token(model, ids: list[int]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", default="out", help="checkpoint file or directory (from tinyllm train)")
-    parser.add_argument("--tokens", type=int, default=40 if FAST else 400, help="length of each dream")
-    parser.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 0.8, 1.0, 1.4])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ckpt", default="out",
+                        help="checkpoint file or directory (from tinyllm train; default: %(default)s)")
+    parser.add_argument("--tokens", type=int, default=40 if FAST else 400,
+                        help="length of each dream, in tokens (default: %(default)s)")
+    parser.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 0.8, 1.0, 1.4],
+                        help="one dream at each of these temperatures (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random draws (default: %(default)s)")
     args = parser.parse_args()
 
     ckpt = load_checkpoint(args.ckpt)

@@ -16,10 +16,12 @@ from tinyllm.sample import next_token_table
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("prompt", nargs="?", default="The for statem")
-    parser.add_argument("--ckpt", default="out", help="checkpoint file or directory (from tinyllm train)")
-    parser.add_argument("--top-k", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=4, help="how many shorter prompts to show first")
+    parser.add_argument("prompt", nargs="?", default="The for statem", help="the full prompt (default: %(default)r)")
+    parser.add_argument("--ckpt", default="out",
+                        help="checkpoint file or directory (from tinyllm train; default: %(default)s)")
+    parser.add_argument("--top-k", type=int, default=5, help="tokens listed per table (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=4,
+                        help="how many shorter prompts to show first (default: %(default)s)")
     args = parser.parse_args()
 
     ckpt = load_checkpoint(args.ckpt)

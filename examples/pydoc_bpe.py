@@ -23,10 +23,13 @@ FAST = os.environ.get("TINYLLM_FAST") == "1"  # CI's smoke test: a few steps onl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vocab-size", type=int, default=300 if FAST else 512)
-    parser.add_argument("--max-iters", type=int, default=10 if FAST else 1000)
-    parser.add_argument("--out", default="out/pydoc_bpe", help="directory for tokenizer and checkpoint")
-    parser.add_argument("--prompt", default="The with statement")
+    parser.add_argument("--vocab-size", type=int, default=300 if FAST else 512,
+                        help="tokenizer vocabulary: 256 bytes + merges (default: %(default)s)")
+    parser.add_argument("--max-iters", type=int, default=10 if FAST else 1000,
+                        help="training steps (default: %(default)s)")
+    parser.add_argument("--out", default="out/pydoc_bpe",
+                        help="directory for tokenizer and checkpoint (default: %(default)s)")
+    parser.add_argument("--prompt", default="The with statement", help="text to continue (default: %(default)r)")
     args = parser.parse_args()
 
     text = load_corpus("pydoc")

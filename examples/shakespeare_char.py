@@ -21,9 +21,10 @@ FAST = os.environ.get("TINYLLM_FAST") == "1"  # CI's smoke test: a few steps onl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("text_file", help="a plain-text corpus, e.g. tinyshakespeare.txt")
-    parser.add_argument("--out", default="out/shakespeare_char", help="checkpoint directory")
-    parser.add_argument("--max-iters", type=int, default=10 if FAST else 2000)
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--out", default="out/shakespeare_char", help="checkpoint directory (default: %(default)s)")
+    parser.add_argument("--max-iters", type=int, default=10 if FAST else 2000,
+                        help="training steps (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     args = parser.parse_args()
 
     cfg = TrainConfig(data=args.text_file, tokenizer="char", preset="baby", batch_size=12,

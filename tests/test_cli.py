@@ -30,3 +30,6 @@ def test_tokenizer_train_encode_decode(tmp_path, capsys):
 def test_errors_are_one_clear_line(tmp_path, capsys):
     assert main(["tokenizer", "decode", "--tokenizer", str(tmp_path / "none.json"), "1"]) == 2
     assert "no tokenizer file" in capsys.readouterr().err
+    (tmp_path / "a_file").write_text("not a directory")
+    assert main(["train", "--out", str(tmp_path / "a_file"), "--max-iters", "1"]) == 2
+    assert "a_file is a file; it must be a directory" in capsys.readouterr().err

@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except NotImplementedError:  # a blank exercise: show the traceback, it points at the region
         raise
-    except (ValueError, FileNotFoundError, RuntimeError) as e:  # bad input: one clear line, no traceback
+    except (ValueError, OSError, RuntimeError) as e:  # bad input, a full disk, ...: one clear line, no traceback
         print(f"tinyllm: error: {e}", file=sys.stderr)
         return 2
 

@@ -134,6 +134,9 @@ def _check_same_architecture(saved: GPTConfig, asked_for: GPTConfig, out: str) -
 
 def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     """Run training as ``cfg`` says; returns the loss history. Checkpoints go to ``cfg.out``."""
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {cfg.out} is a file; it must be a directory (for ckpt.npz and loss.png)")
     if cfg.tf32:
         if cfg.device != "cuda":
             raise ValueError("--tf32 is a GPU setting: use it with --device cuda")
@@ -164,7 +167,6 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     log(f"corpus {cfg.data}: {len(text):,} characters -> {len(ids):,} tokens (vocabulary {tokenizer.vocab_size})")
     log(f"model {cfg.preset}: {n_params:,} parameters, {config.n_layer} layers, {config.n_head} heads, "
         f"{config.n_embd} wide, context {config.block_size}; {tokens_per_step:,} tokens per step on {cfg.device}")
-    out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     history = {"step": [], "loss": [], "eval_step": [], "train": [], "val": []}
     prompt = tokenizer.encode(text[:1]) if cfg.tokenizer == "char" else tokenizer.encode("\n")
