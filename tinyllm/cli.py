@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-DEVICE_HELP = "cpu or cuda; a checkpoint loads on either, wherever it was trained"
+DEVICE_HELP = "cpu or cuda (cuda needs CuPy: see the README)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,7 +108,7 @@ def _add_train_command(commands) -> None:
              "tokenizer": "'char', 'bpe' (trained on the corpus) or a tokenizer JSON file",
              "vocab_size": "vocabulary size of a new BPE tokenizer",
              "preset": "model shape: baby, char-small, gpt2, gpt2-medium, gpt2-large, gpt2-xl",
-             "device": "cpu or cuda (cuda needs CuPy: see the README)",
+             "device": DEVICE_HELP,
              "grad_accum": "micro-batches per optimizer step",
              "max_iters": "optimizer steps", "lr": "peak learning rate (after warmup)",
              "min_lr": "learning rate at the end of the cosine decay", "out": "directory for checkpoint and plot",
@@ -160,7 +160,7 @@ def _add_sample_command(commands) -> None:
     sample.add_argument("--top-k", type=int, default=None, help="sample only from the k likeliest tokens")
     sample.add_argument("--top-p", type=float, default=None, help="sample only from the top-p probability mass")
     sample.add_argument("--seed", type=int, default=None, help="seed of the random draws (None: new text each run)")
-    sample.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    sample.add_argument("--device", default="cpu", help=DEVICE_HELP + "; a checkpoint from either loads on either")
     sample.set_defaults(run=_sample)
 
 
@@ -184,7 +184,7 @@ def _add_predict_command(commands) -> None:
     predict.add_argument("prompt", help="text whose next token the model predicts")
     predict.add_argument("--ckpt", default="out", help="checkpoint file, or the directory holding ckpt.npz")
     predict.add_argument("--top-k", type=int, default=10, help="how many tokens to list")
-    predict.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    predict.add_argument("--device", default="cpu", help=DEVICE_HELP + "; a checkpoint from either loads on either")
     predict.set_defaults(run=_predict)
 
 
