@@ -99,6 +99,12 @@ def test_unknown_id_is_a_clear_error(trained):
         trained.decode([1, 9999])
 
 
+def test_encode_takes_text_not_bytes(trained):
+    for tok in (trained, CharTokenizer("ab")):
+        with pytest.raises(TypeError, match=r"encode expects text \(a str\), got bytes \(decode bytes first"):
+            tok.encode(b"ab")
+
+
 def test_save_and_load_round_trip(trained, tmp_path):
     path = tmp_path / "tok.json"
     trained.save(path)

@@ -132,6 +132,8 @@ def test_batches_are_next_token_shifted():
     assert x.shape == y.shape == (4, 8) and x.dtype == np.int64
     np.testing.assert_array_equal(y, x + 1)
     assert x.max() < 900  # train windows come from the first 90%
+    with pytest.raises(ValueError, match="split must be one of \\['train', 'val'\\], got 'test'"):
+        batches.get_batch("test", 4, np.random.default_rng(0))
 
 
 @pytest.mark.parametrize("top_k,temperature", [(1, 1.0), (None, 0.9)], ids=["greedy", "seeded-sampling"])

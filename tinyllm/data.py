@@ -152,6 +152,8 @@ class TokenBatches:
         """(x, y), each (batch_size, block_size) int64 on the batches' device; y is x shifted left by one.
 
         ``rng`` is a NumPy generator on every device, so a seed picks the same windows anywhere."""
+        if split not in self.splits:
+            raise ValueError(f"split must be one of {sorted(self.splits)}, got {split!r}")
         data = self.splits[split]
         starts = to_device(rng.integers(0, len(data) - self.block_size, batch_size), device_of(data))
         windows = data[starts[:, None] + self.offsets].astype("int64")  # (B, T+1)

@@ -46,6 +46,13 @@ class Tokenizer:
         return tok
 
 
+def check_text(text) -> None:
+    """Tokenizers read text: a ``str``. Bytes (say, a file opened in binary) are refused by name."""
+    if not isinstance(text, str):
+        hint = " (decode bytes first: data.decode('utf-8'))" if isinstance(text, (bytes, bytearray)) else ""
+        raise TypeError(f"encode expects text (a str), got {type(text).__name__}{hint}")
+
+
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
     """Read a tokenizer saved by ``save``, whichever kind it is."""
     from . import TOKENIZER_TYPES

@@ -19,7 +19,7 @@ from typing import Iterable
 
 import regex
 
-from .base import Tokenizer
+from .base import Tokenizer, check_text
 from .train_bpe import MergeProgress, count_words, merge_pair, train_merges
 
 # GPT-2's pre-tokenizer: contractions, letters, numbers, other symbols (each with an
@@ -114,6 +114,7 @@ class ByteLevelBPE(Tokenizer):
         ``"none_raise"`` (default) raises if one occurs, ``"none"`` encodes them as
         ordinary text, ``"all"`` or a set of strings encodes those as their special ids.
         """
+        check_text(text)
         if allowed_special == "all":
             allowed = set(self.special_tokens)
         elif allowed_special in ("none", "none_raise"):

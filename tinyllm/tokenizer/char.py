@@ -1,7 +1,7 @@
 """The simplest tokenizer: one id per character, as nanoGPT's shakespeare_char."""
 from __future__ import annotations
 
-from .base import Tokenizer
+from .base import Tokenizer, check_text
 
 
 class CharTokenizer(Tokenizer):
@@ -25,6 +25,7 @@ class CharTokenizer(Tokenizer):
         return len(self.chars)
 
     def encode(self, text: str) -> list[int]:
+        check_text(text)
         try:
             return [self.index[c] for c in text]
         except KeyError as e:
