@@ -11,6 +11,7 @@ it; on 2 cores this takes a few minutes. Then the model writes 500 characters.
 import argparse
 import os
 
+from tinyllm.backend import default_device
 from tinyllm.checkpoint import load_checkpoint
 from tinyllm.sample import generate
 from tinyllm.train import TrainConfig, train
@@ -24,7 +25,8 @@ def main() -> None:
     parser.add_argument("--out", default="out/shakespeare_char", help="checkpoint directory (default: %(default)s)")
     parser.add_argument("--max-iters", type=int, default=10 if FAST else 2000,
                         help="training steps (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    parser.add_argument("--device", default=default_device(),
+                        help="cpu or cuda (default: %(default)s, from TINYLLM_DEVICE when set)")
     args = parser.parse_args()
 
     cfg = TrainConfig(data=args.text_file, tokenizer="char", preset="baby", batch_size=12,

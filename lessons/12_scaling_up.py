@@ -12,7 +12,8 @@
 # lessons 01–11 run unchanged on a GPU; only a few formulas (GELU, softmax, LayerNorm,
 # dropout, AdamW) also exist as fused GPU kernels, for speed (below).
 # One switch moves a model: `model.to("cuda")`, `tinyllm train --device cuda`, or
-# `TINYLLM_DEVICE=cuda`.
+# `TINYLLM_DEVICE=cuda` (the default of every `--device`, of `TrainConfig` and of
+# `load_checkpoint`).
 
 # %%
 import time

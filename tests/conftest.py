@@ -13,6 +13,9 @@ import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DEVICES = os.environ.get("TINYLLM_TEST_DEVICES", "cpu,cuda").split(",")
+# Tests pick their devices from TINYLLM_TEST_DEVICES; a TINYLLM_DEVICE left set in the
+# shell must not move the tests written for the CPU default onto the GPU.
+os.environ.pop("TINYLLM_DEVICE", None)
 
 
 def cuda_unavailable_reason():

@@ -234,6 +234,28 @@ def test_unknown_prompt_character_and_missing_cupy_are_one_line(trained_run, cap
         assert "CuPy" in capsys.readouterr().err
 
 
+def test_tinyllm_device_is_the_default_device(trained_run, monkeypatch, capsys):
+    from conftest import cuda_unavailable_reason
+    from tinyllm.cli import build_parser
+    out, _ = trained_run
+    monkeypatch.setenv("TINYLLM_DEVICE", "cuda")  # only a name until a model is put on it
+    assert TrainConfig().device == "cuda"
+    parser = build_parser()
+    assert [parser.parse_args(a).device for a in (["train"], ["sample"], ["predict", "x"])] == ["cuda"] * 3
+    assert parser.parse_args(["sample", "--device", "cpu"]).device == "cpu"
+    assert load_checkpoint(out, device="cpu")["model"].device == "cpu"
+    if cuda_unavailable_reason():
+        with pytest.raises(RuntimeError, match="CuPy"):  # the checkpoint was asked onto the GPU
+            load_checkpoint(out)
+    else:
+        assert load_checkpoint(out)["model"].device == "cuda"
+    monkeypatch.setenv("TINYLLM_DEVICE", "tpu")
+    assert main(["sample", "--ckpt", str(out)]) == 2
+    assert "unknown device 'tpu' (named by the environment variable TINYLLM_DEVICE)" in capsys.readouterr().err
+    monkeypatch.setenv("TINYLLM_DEVICE", "")  # set but empty counts as unset
+    assert TrainConfig().device == "cpu" and load_checkpoint(out)["model"].device == "cpu"
+
+
 def test_ctrl_c_during_training_leaves_a_loadable_checkpoint(tmp_path):
     import signal
     import subprocess

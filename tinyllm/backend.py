@@ -64,13 +64,19 @@ def _import_cupy() -> ModuleType:
 def check_device(device: str) -> str:
     """Return ``device`` if it is a known device name, else raise a clear error."""
     if device not in DEVICES:
-        raise ValueError(f"unknown device {device!r}; expected one of {DEVICES}")
+        named_by = " (named by the environment variable TINYLLM_DEVICE)" \
+            if device == os.environ.get("TINYLLM_DEVICE") else ""
+        raise ValueError(f"unknown device {device!r}{named_by}; expected one of {DEVICES}")
     return device
 
 
 def default_device() -> str:
-    """The device named by the environment variable ``TINYLLM_DEVICE``, else ``"cpu"``."""
-    return check_device(os.environ.get("TINYLLM_DEVICE", "cpu"))
+    """The device named by the environment variable ``TINYLLM_DEVICE``, else ``"cpu"``.
+
+    It is the default of every command's ``--device``, of ``TrainConfig.device`` and of
+    ``load_checkpoint``. Tensors and models are made where their data is (the CPU) and
+    move with ``.to(device)``."""
+    return check_device(os.environ.get("TINYLLM_DEVICE") or "cpu")  # set but empty: unset
 
 
 def xp_for(device: str) -> ModuleType:

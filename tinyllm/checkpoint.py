@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import to_numpy
+from .backend import default_device, to_numpy
 from .files import write_atomically
 from .model import GPT, GPTConfig
 from .optim import Optimizer
@@ -49,9 +49,13 @@ def save_checkpoint(path, model: GPT, optimizer: Optimizer | None, tokenizer: To
     return write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
-def load_checkpoint(path, device: str = "cpu") -> dict:
+def load_checkpoint(path, device: str | None = None) -> dict:
     """Read a checkpoint: returns ``model`` (a GPT on ``device``), ``tokenizer``, ``step``,
-    ``meta`` and ``optimizer_state`` (for ``Optimizer.load_state_dict``, or None)."""
+    ``meta`` and ``optimizer_state`` (for ``Optimizer.load_state_dict``, or None).
+
+    ``device`` defaults to ``TINYLLM_DEVICE`` when set, else "cpu"; a checkpoint loads on
+    either device, whichever it was written on."""
+    device = device or default_device()
     path = checkpoint_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")

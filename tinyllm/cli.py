@@ -15,7 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-DEVICE_HELP = "cpu or cuda (cuda needs CuPy: see the README)"
+from .backend import default_device
+
+DEVICE_HELP = "cpu or cuda (cuda needs CuPy: see the README); the default is TINYLLM_DEVICE when set"
+CHECKPOINT_DEVICE_HELP = DEVICE_HELP + "; a checkpoint written on either device loads on either"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,7 +98,7 @@ def _version() -> str:
 
 
 def _add_train_command(commands) -> None:
-    from dataclasses import fields
+    from dataclasses import MISSING, fields
     from .train import TrainConfig
     train = commands.add_parser(
         "train", help="train a GPT on a corpus (default: char-level on pydoc, a few minutes on 2 cores)",
@@ -132,7 +135,8 @@ def _add_train_command(commands) -> None:
             train.add_argument("--" + f.name, action="store_true", help=helps[f.name])
             continue
         kind = int if f.type in ("int", "int | None") else float if f.type == "float" else str
-        train.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default,
+        default = f.default_factory() if f.default is MISSING else f.default  # the device reads TINYLLM_DEVICE
+        train.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default,
                            help=helps.get(f.name, f.name.replace("_", " ")))
     train.set_defaults(run=_train)
 
@@ -160,7 +164,7 @@ def _add_sample_command(commands) -> None:
     sample.add_argument("--top-k", type=int, default=None, help="sample only from the k likeliest tokens")
     sample.add_argument("--top-p", type=float, default=None, help="sample only from the top-p probability mass")
     sample.add_argument("--seed", type=int, default=None, help="seed of the random draws (None: new text each run)")
-    sample.add_argument("--device", default="cpu", help=DEVICE_HELP + "; a checkpoint from either loads on either")
+    sample.add_argument("--device", default=default_device(), help=CHECKPOINT_DEVICE_HELP)
     sample.set_defaults(run=_sample)
 
 
@@ -184,7 +188,7 @@ def _add_predict_command(commands) -> None:
     predict.add_argument("prompt", help="text whose next token the model predicts")
     predict.add_argument("--ckpt", default="out", help="checkpoint file, or the directory holding ckpt.npz")
     predict.add_argument("--top-k", type=int, default=10, help="how many tokens to list")
-    predict.add_argument("--device", default="cpu", help=DEVICE_HELP + "; a checkpoint from either loads on either")
+    predict.add_argument("--device", default=default_device(), help=CHECKPOINT_DEVICE_HELP)
     predict.set_defaults(run=_predict)
 
 
@@ -255,12 +259,12 @@ def _exercises_hint(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not hasattr(args, "run"):
-        parser.print_help()
-        return 0
     try:
+        parser = build_parser()  # reads TINYLLM_DEVICE, the default of --device
+        args = parser.parse_args(argv)
+        if not hasattr(args, "run"):
+            parser.print_help()
+            return 0
         return args.run(args)
     except NotImplementedError:  # a blank exercise: show the traceback, it points at the region
         raise

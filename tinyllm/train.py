@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from . import optim
-from .backend import manual_seed, rng as backend_rng, set_tf32, xp_for
+from .backend import check_device, default_device, manual_seed, rng as backend_rng, set_tf32, xp_for
 from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from .data import TokenBatches, encode_corpus, load_corpus, make_tokenizer
 from .model import GPT, GPTConfig
@@ -37,7 +37,7 @@ class TrainConfig:
     n_embd: int | None = None
     block_size: int | None = None
     dropout: float = 0.0
-    device: str = "cpu"
+    device: str = field(default_factory=default_device)  # "cpu", or TINYLLM_DEVICE when set
     tf32: bool = False             # GPU only: TF32 tensor cores for float32 matmuls
     batch_size: int = 12
     grad_accum: int = 1            # micro-batches per optimizer step
@@ -71,6 +71,7 @@ class TrainConfig:
             refuse("lr", "positive")
         if not 0 <= self.beta2 < 1:
             refuse("beta2", "in [0, 1)")
+        check_device(self.device)
 
     def model_config(self, vocab_size: int) -> GPTConfig:
         overrides = {k: v for k in ("n_layer", "n_head", "n_embd", "block_size") if (v := getattr(self, k))}
