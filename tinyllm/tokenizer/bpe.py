@@ -168,9 +168,6 @@ class ByteLevelBPE(Tokenizer):
         """Ids -> text; byte sequences that are not valid UTF-8 become U+FFFD (as GPT-2 does)."""
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
-    def token_bytes(self, i: int) -> bytes:
-        return self.decode_bytes([i])
-
     # --- files ------------------------------------------------------------------
     def to_dict(self) -> dict:
         show = bytes_to_unicode()
