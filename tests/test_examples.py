@@ -55,3 +55,16 @@ def test_pydoc_bpe(tmp_path):
 def test_every_example_is_tested():
     tested = {"shakespeare_char.py", "next_token.py", "dream.py", "pydoc_bpe.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
+
+
+def test_the_readme_python_example_runs_and_does_what_it_says():
+    import math
+    import re
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert len(blocks) == 1, "the README's Python example moved: update this test"
+    names: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), names)
+    assert names["logits"].shape == (12, 64, 65)                  # its comments' claims
+    assert abs(names["loss"].item() - math.log(65)) < 0.15         # ln(65) ≈ 4.17 at init
+    assert all(p.grad is not None for p in names["model"].parameters()) and names["opt"].steps == 1
