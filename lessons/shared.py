@@ -30,7 +30,8 @@ def small_trained_model(steps: int | None = None):
     """A `baby` GPT (0.8M parameters) trained on pydoc, character level: (model, tokenizer).
 
     Trained once (about 40 s on 2 cores for the default 600 steps) and kept in the
-    tinyllm cache, so the lessons that need a trained model share it.
+    tinyllm cache, so the lessons that need a trained model share it. It lives on the
+    CPU whatever TINYLLM_DEVICE says: the lessons read its arrays with NumPy and matplotlib.
     """
     from tinyllm.checkpoint import checkpoint_path, load_checkpoint
     from tinyllm.data import cache_dir
@@ -40,6 +41,7 @@ def small_trained_model(steps: int | None = None):
     if not checkpoint_path(out).is_file():
         print(f"training a small model for {steps} steps (once; it is cached in {out}) ...")
         train(TrainConfig(max_iters=steps, eval_interval=steps, eval_iters=5, sample_interval=10 ** 9,
-                          log_interval=max(1, steps // 4), warmup_iters=min(100, steps // 10), out=str(out)))
-    ckpt = load_checkpoint(out)
+                          log_interval=max(1, steps // 4), warmup_iters=min(100, steps // 10), out=str(out),
+                          device="cpu"))
+    ckpt = load_checkpoint(out, device="cpu")
     return ckpt["model"].eval(), ckpt["tokenizer"]
