@@ -50,7 +50,7 @@ RECIPE = dict(batch_size=12, lr=1e-3, min_lr=1e-4, warmup_iters=100, beta2=0.99,
 def run_tinyllm(data: str, steps: int, out: str, log=lambda line: None) -> tuple[float, float]:
     """Seconds for the whole run and the final val loss."""
     cfg = TrainConfig(data=data, tokenizer="char", preset="baby", max_iters=steps, dropout=0.0,
-                      log_interval=10, sample_interval=10**9, out=out, **RECIPE)
+                      log_interval=10, sample_interval=10**9, out=out, device="cpu", **RECIPE)  # as PyTorch's
     start = time.perf_counter()
     history = train(cfg, log=log)
     return time.perf_counter() - start, history["val"][-1]
