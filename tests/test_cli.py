@@ -12,6 +12,21 @@ def test_help_lists_the_commands(capsys):
     assert "tokenizer" in out and "train" in out
 
 
+def test_every_option_of_every_command_says_what_it_does():
+    import argparse
+    from tinyllm.cli import build_parser
+
+    def parsers(parser):
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+    undocumented = [(p.prog, a.dest) for p in parsers(build_parser()) for a in p._actions
+                    if not isinstance(a, argparse._SubParsersAction) and len(a.help or "") < 10]
+    assert undocumented == []
+
+
 def test_tokenizer_train_encode_decode(tmp_path, capsys):
     data = tmp_path / "corpus.txt"
     data.write_text("the cat sat on the mat. the dog sat on the log. " * 40, encoding="utf-8")

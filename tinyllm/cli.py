@@ -57,7 +57,7 @@ def _add_tokenizer_commands(commands) -> None:
     encode.set_defaults(run=_tokenizer_encode)
     decode = sub.add_parser("decode", help="turn ids back into text")
     decode.add_argument("--tokenizer", required=True, help="tokenizer JSON file")
-    decode.add_argument("ids", nargs="+", type=int, help="token ids")
+    decode.add_argument("ids", nargs="+", type=int, help="token ids, e.g. 15496 995")
     decode.set_defaults(run=_tokenizer_decode)
 
 
@@ -137,7 +137,7 @@ def _add_train_command(commands) -> None:
         kind = int if f.type in ("int", "int | None") else float if f.type == "float" else str
         default = f.default_factory() if f.default is MISSING else f.default  # the device reads TINYLLM_DEVICE
         train.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default,
-                           help=helps.get(f.name, f.name.replace("_", " ")))
+                           help=helps[f.name])  # a new TrainConfig field needs its help here
     train.set_defaults(run=_train)
 
 
@@ -216,7 +216,7 @@ def _add_exercise_commands(commands) -> None:
     check.add_argument("id", nargs="?", help="e.g. 2.3; all exercises when left out")
     check.set_defaults(run=_exercises_check)
     hint = sub.add_parser("hint", help="a longer hint for one exercise")
-    hint.add_argument("id")
+    hint.add_argument("id", help="an exercise, e.g. 2.3 ('tinyllm exercises list' shows them all)")
     hint.set_defaults(run=_exercises_hint)
 
 
