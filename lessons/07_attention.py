@@ -15,12 +15,12 @@
 # %%
 import math
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from shared import FAST, save_figure, small_trained_model
 from tinyllm import Tensor, manual_seed
 from tinyllm.model import CausalSelfAttention, GPTConfig, causal_mask
+from tinyllm.plots import plot_attention_maps
 
 np.set_printoptions(precision=2, suppress=True)
 
@@ -80,26 +80,17 @@ assert np.allclose(ours[0], by_hand, atol=1e-5)
 # %% [markdown]
 # ## Where a trained model looks
 # `model.attention_maps(ids)` returns the weights of every layer (kept only when
-# asked for). Each small picture is one head: row = the position reading, column =
-# the position read. Everything above the diagonal is 0: the causal mask.
+# asked for), and `tinyllm.plots.plot_attention_maps` draws them. Each small picture
+# is one head: row = the position reading, column = the position read. Everything
+# above the diagonal is 0: the causal mask. (`examples/attention.py` draws them for
+# your own checkpoint and prompt, with the tokens on the axes.)
 
 # %%
 model, tok = small_trained_model()
 text = "The for statement is used to iterate over the elements of a sequence"[: 24 if FAST else 64]
 ids = np.array([tok.encode(text)])
 maps = model.attention_maps(ids)                # n_layer arrays of (1, n_head, T, T)
-n_layer, n_head = len(maps), maps[0].shape[1]
-fig, axes = plt.subplots(n_layer, n_head, figsize=(2.2 * n_head, 2.2 * n_layer))
-for layer in range(n_layer):
-    for head in range(n_head):
-        ax = axes[layer, head]
-        ax.imshow(maps[layer][0, head], cmap="viridis")
-        ax.set(xticks=[], yticks=[])
-        if layer == 0:
-            ax.set_title(f"head {head}", fontsize=9)
-        if head == 0:
-            ax.set_ylabel(f"layer {layer}", fontsize=9)
-fig.suptitle(f"Attention on {text[:40]!r}...", fontsize=9)
+fig = plot_attention_maps(maps, title=f"Attention on {text[:40]!r}...")  # a grid: layers down, heads across
 save_figure(fig, "07_attention_maps.png")
 print("every row sums to 1:", np.allclose(maps[0][0].sum(-1), 1, atol=1e-5))
 

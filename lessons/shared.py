@@ -19,9 +19,9 @@ FIGURES.mkdir(parents=True, exist_ok=True)
 
 def save_figure(fig, name: str) -> Path:
     """Write ``fig`` as ``FIGURES/name`` and say where."""
+    from tinyllm.plots import save_png
     path = FIGURES / name
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_png(fig, path)
     print("saved", path)
     return path
 

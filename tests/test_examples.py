@@ -46,6 +46,15 @@ def test_next_token_and_dream_read_the_checkpoint(shakespeare_run):
     assert dreams.count("==== temperature") == 2 and "bits per token" in dreams
 
 
+def test_attention_draws_every_head_and_names_where_the_last_token_looks(shakespeare_run):
+    work, _ = shakespeare_run
+    out = run_example("attention.py", "--ckpt", "ckpt", "--out", "att.png", "First Citizen", cwd=work)
+    assert "wrote att.png: 4 layers x 4 heads, 13 tokens" in out
+    assert (work / "att.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = [line for line in out.splitlines() if line.startswith("  layer ")]
+    assert len(rows) == 4 and all(row.count("%") == 4 for row in rows)  # one token and weight per head
+
+
 def test_pydoc_bpe(tmp_path):
     out = run_example("pydoc_bpe.py", cwd=tmp_path)
     assert "the first merges:" in out and "continuing the prompt" in out
@@ -53,7 +62,7 @@ def test_pydoc_bpe(tmp_path):
 
 
 def test_every_example_is_tested():
-    tested = {"shakespeare_char.py", "next_token.py", "dream.py", "pydoc_bpe.py"}
+    tested = {"shakespeare_char.py", "next_token.py", "dream.py", "pydoc_bpe.py", "attention.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 

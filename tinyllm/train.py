@@ -20,6 +20,7 @@ from .backend import check_device, default_device, manual_seed, rng as backend_r
 from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from .data import TokenBatches, encode_corpus, load_corpus, make_tokenizer
 from .model import GPT, GPTConfig
+from .plots import plot_losses
 from .sample import generate
 from .tensor import no_grad
 
@@ -108,21 +109,6 @@ def estimate_loss(model: GPT, batches: TokenBatches, batch_size: int, iters: int
                                  for _ in range(iters)])) for split in ("train", "val")}
     model.train()
     return out
-
-
-def plot_losses(history: dict[str, list], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(history["step"], history["loss"], alpha=0.5, label="train (batch)")
-    ax.plot(history["eval_step"], history["train"], "o-", label="train (estimate)")
-    ax.plot(history["eval_step"], history["val"], "o-", label="validation")
-    ax.set(xlabel="step", ylabel="cross-entropy loss (nats/token)", title="Training loss")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _check_same_architecture(saved: GPTConfig, asked_for: GPTConfig, out: str) -> None:
