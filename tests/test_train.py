@@ -214,11 +214,15 @@ def test_predict_lists_the_likeliest_next_tokens(trained_run, capsys):
     assert repr(ckpt["tokenizer"].decode([top[0][0]])) in lines[1] and f"{probs[0]:.1%}" in lines[1]
 
 
-def test_resuming_another_architecture_is_refused(trained_run, capsys):
+def test_resuming_another_architecture_or_a_finished_run_is_refused(trained_run, capsys):
     out, _ = trained_run
     assert main(["train", "--out", str(out), "--resume", "--n-layer", "3", "--max-iters", "130"]) == 2
     err = capsys.readouterr().err
     assert "holds another architecture (n_layer 2 in the checkpoint but 3 asked for)" in err
+    before = (out / "ckpt.npz").read_bytes()
+    assert main(["train", "--out", str(out), "--resume", "--n-layer", "2", "--max-iters", "120"]) == 2
+    assert "is at step 120 already: to train on, give --max-iters above 120" in capsys.readouterr().err
+    assert (out / "ckpt.npz").read_bytes() == before  # nothing was written
 
 
 def test_unknown_prompt_character_and_missing_cupy_are_one_line(trained_run, capsys):

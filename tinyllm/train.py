@@ -136,6 +136,9 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
         ckpt = load_checkpoint(cfg.out, device=cfg.device)
         model, tokenizer, first_step = ckpt["model"], ckpt["tokenizer"], ckpt["step"]
         _check_same_architecture(model.config, cfg.model_config(tokenizer.vocab_size), cfg.out)
+        if first_step >= cfg.max_iters:
+            raise ValueError(f"{checkpoint_path(cfg.out)} is at step {first_step} already: to train on, "
+                             f"give --max-iters above {first_step}")
         rng.bit_generator.state = ckpt["meta"]["rng"]["batches"]
         backend_rng(np).bit_generator.state = ckpt["meta"]["rng"]["dropout"]
         log(f"resuming from {checkpoint_path(cfg.out)} at step {first_step}")
