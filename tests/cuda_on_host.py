@@ -12,9 +12,12 @@ system's C++ compiler, inside a loop that does what CuPy's kernel does on the GP
   ``post_map``. So ``reduce`` also meets two partial results, and empty parts.
 
 ``run_gpu_path_on_host(monkeypatch)`` then sends functional.py down its GPU path on
-NumPy arrays, so every gradcheck can run against those kernels. What this cannot
-check is CuPy itself (its launch, its parallel reduction order): tests/test_devices.py
-does that on a GPU machine.
+NumPy arrays, so every gradcheck can run against those kernels. ``pretend_cupy``
+goes further: a module named cupy that is NumPy, whose arrays (``DeviceArray``) say
+they live on "cuda" and note each time their values are read back on the host, so a
+whole training step can be checked for the waits a real GPU would make. What this
+cannot check is CuPy itself (its launch, its parallel reduction order):
+tests/test_devices.py does that on a GPU machine.
 """
 from __future__ import annotations
 
@@ -135,3 +138,90 @@ def run_gpu_path_on_host(monkeypatch) -> None:
     for module in (F, optim):
         monkeypatch.setattr(module, "is_cupy_array", lambda a: isinstance(a, np.ndarray))
     calls.clear()
+
+
+# ---------------------------------------------------------------------------
+# A whole GPU, pretended: "cuda" arrays that are NumPy arrays, and a module named cupy.
+# ---------------------------------------------------------------------------
+host_reads: list[str] = []  # each time a "GPU" value was read on the host: on a real GPU, a wait
+
+
+class DeviceArray(np.ndarray):
+    """A NumPy array that tinyllm takes for a CuPy one (``is_cupy_array`` reads the module
+    name). Reading its values into Python (``float``, ``int``, ``bool``, ``item``, ``get``) is
+    what makes the host wait for a GPU, so each such read is noted in ``host_reads``."""
+    __module__ = "cupy_on_host"
+
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        return array.view(DeviceArray)  # results stay on the device, 0-d ones too (as in CuPy)
+
+    def _read(self, how: str) -> np.ndarray:
+        host_reads.append(how)
+        return self.view(np.ndarray)
+
+    def __float__(self):
+        return float(self._read("float"))
+
+    def __int__(self):
+        return int(self._read("int"))
+
+    def __index__(self):
+        return self._read("index").__index__()
+
+    def __bool__(self):
+        return bool(self._read("bool"))
+
+    def item(self, *args):
+        return self._read("item").item(*args)
+
+    def tolist(self):
+        return self._read("tolist").tolist()
+
+    def get(self) -> np.ndarray:  # CuPy's copy to the host
+        return self._read("get").copy()
+
+
+def _on_device(value):
+    if isinstance(value, tuple):
+        return tuple(_on_device(v) for v in value)
+    return value.view(DeviceArray) if type(value) is np.ndarray else value
+
+
+def _on_device_calls(f):
+    return lambda *args, **kwargs: _on_device(f(*args, **kwargs))
+
+
+def pretend_cupy(monkeypatch) -> list[str]:
+    """From now on (in this test) device "cuda" is host memory: ``import cupy`` gives NumPy
+    returning DeviceArrays, and the fused kernels run as ``host_call``. Returns ``host_reads``."""
+    import sys
+    import types
+
+    import tinyllm.backend as backend
+    cupy = types.ModuleType("cupy")
+    cupy.__getattr__ = lambda name: _numpy_on_device(name)  # every other name: NumPy's, on the device
+    cupy.asarray = lambda a, dtype=None: _on_device(  # from the host: a copy, as a real transfer is
+        np.asarray(a, dtype) if isinstance(a, DeviceArray) else np.array(a, dtype, copy=True))
+    cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
+    cupy.random = types.SimpleNamespace(default_rng=lambda seed: _GeneratorOnDevice(np.random.default_rng(seed)))
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setattr(backend, "_generators", {})  # this test's "cupy" generator is not kept
+    monkeypatch.setattr(cuda_kernels._Kernel, "__call__",
+                        lambda kernel, *args, **kwargs: _on_device(host_call(kernel, *args, **kwargs)))
+    host_reads.clear()
+    calls.clear()
+    return host_reads
+
+
+def _numpy_on_device(name: str):
+    attr = getattr(np, name)
+    plain_function = callable(attr) and not isinstance(attr, (type, np.ufunc))  # dtypes and ufuncs stay
+    return _on_device_calls(attr) if plain_function else attr
+
+
+class _GeneratorOnDevice:
+    def __init__(self, generator):
+        self.generator = generator
+
+    def __getattr__(self, name):
+        return _on_device_calls(getattr(self.generator, name))

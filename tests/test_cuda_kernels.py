@@ -3,7 +3,8 @@
 functional.py sends GELU, softmax, LayerNorm, cross-entropy and dropout, and optim.py sends
 AdamW, through tinyllm/cuda_kernels.py on a GPU. Here that GPU path runs on NumPy arrays with each
 kernel's C text compiled by the host's C++ compiler (tests/cuda_on_host.py), so
-the gradchecks and a comparison with the NumPy path cover it on every CI run.
+the gradchecks and a comparison with the NumPy path cover it on every CI run, and a
+whole training step on a pretended GPU is checked for reads back to the host.
 """
 import numpy as np
 import pytest
@@ -100,3 +101,33 @@ def test_adamw_kernel_matches_the_numpy_update(monkeypatch):
     assert calls == ["tinyllm_adamw"] * 4
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
+
+
+def test_a_training_step_on_the_gpu_path_never_waits_for_the_gpu(monkeypatch):
+    """On a GPU the host only queues work; reading a value back makes it wait for the GPU to
+    finish. A training step (batch, forward, backward, clip, AdamW, as train.py runs it) must
+    read nothing back: logging's ``loss.item()`` is the one wait, and only when it logs."""
+    from cuda_on_host import pretend_cupy
+    from tinyllm import manual_seed
+    from tinyllm.data import TokenBatches
+    from tinyllm.model import GPT, GPTConfig
+    host_reads = pretend_cupy(monkeypatch)
+    manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=20, block_size=16, n_layer=2, n_head=2, n_embd=16, dropout=0.1)).to("cuda")
+    opt = optim.AdamW(model.parameters(), lr=1e-2)
+    batches = TokenBatches(np.arange(3000) % 20, block_size=16, device="cuda")
+    rng = np.random.default_rng(0)
+    losses = []
+    for _ in range(3):
+        x, y = batches.get_batch("train", 4, rng)
+        opt.zero_grad()
+        _, loss = model(x, y)
+        loss.backward()
+        optim.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss)
+    assert host_reads == [], f"the step read {host_reads} back from the GPU"
+    assert model.device == "cuda" and loss.device == "cuda"
+    assert {"tinyllm_gelu", "tinyllm_softmax", "tinyllm_layer_norm", "tinyllm_dropout", "tinyllm_adamw"} <= set(calls)
+    values = [step_loss.item() for step_loss in losses]  # logging: now the host waits, once per value read
+    assert host_reads == ["item"] * 3 and values[-1] < values[0]
