@@ -131,3 +131,31 @@ def test_a_training_step_on_the_gpu_path_never_waits_for_the_gpu(monkeypatch):
     assert {"tinyllm_gelu", "tinyllm_softmax", "tinyllm_layer_norm", "tinyllm_dropout", "tinyllm_adamw"} <= set(calls)
     values = [step_loss.item() for step_loss in losses]  # logging: now the host waits, once per value read
     assert host_reads == ["item"] * 3 and values[-1] < values[0]
+
+
+def resume_on_the_other_device(tmp_path, first: str, then: str) -> None:
+    """Train on ``first``, stop after the step-15 checkpoint, resume on ``then``: the losses must go
+    on as in a run that never moved (weights, AdamW's moments and the step all cross over)."""
+    from tinyllm.train import TrainConfig, train
+    common = dict(max_iters=30, eval_interval=15, eval_iters=2, sample_interval=1000, log_interval=1,
+                  n_layer=1, batch_size=4)  # dropout 0: CPU and GPU draw different masks
+    straight = train(TrainConfig(out=str(tmp_path / "straight"), device=first, **common), log=lambda line: None)
+
+    def stop_after_the_checkpoint(line):
+        if line.startswith("step    16"):
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(out=str(tmp_path / "moved"), device=first, **common), log=stop_after_the_checkpoint)
+    moved = train(TrainConfig(out=str(tmp_path / "moved"), device=then, resume=True, **common),
+                  log=lambda line: None)
+    assert moved["step"] == list(range(15, 30))
+    np.testing.assert_allclose(moved["loss"], straight["loss"][15:], rtol=1e-3)
+
+
+@pytest.mark.parametrize("first,then", [("cuda", "cpu"), ("cpu", "cuda")])
+def test_a_run_resumes_on_the_other_device_of_a_pretended_gpu(tmp_path, first, then, monkeypatch):
+    """As tests/test_devices.py does on a GPU machine, with the pretended GPU of cuda_on_host."""
+    from cuda_on_host import pretend_cupy
+    pretend_cupy(monkeypatch)
+    resume_on_the_other_device(tmp_path, first, then)
+    assert "tinyllm_adamw" in calls  # the "cuda" half really ran the GPU path

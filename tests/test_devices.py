@@ -9,7 +9,7 @@ import tinyllm
 from tinyllm import Tensor
 from tinyllm.model import GPT, GPTConfig
 from conftest import DEVICES, cuda_unavailable_reason
-from test_cuda_kernels import EXTREMES, adamw_after_four_steps
+from test_cuda_kernels import EXTREMES, adamw_after_four_steps, resume_on_the_other_device
 from test_ops_gradcheck import CASES, make_input
 
 _reason = cuda_unavailable_reason() if "cuda" in DEVICES else "cuda not in TINYLLM_TEST_DEVICES"
@@ -95,17 +95,4 @@ def test_tf32_changes_matmuls_only_a_little():
 def test_a_run_resumes_on_the_other_device(tmp_path, first, then):
     """A checkpoint written on one device (weights, AdamW's moments, the step) resumes on the other,
     and the losses go on as in a run that never moved."""
-    from tinyllm.train import TrainConfig, train
-    common = dict(max_iters=30, eval_interval=15, eval_iters=2, sample_interval=1000, log_interval=1,
-                  n_layer=1, batch_size=4)  # dropout 0: CPU and GPU draw different masks
-    straight = train(TrainConfig(out=str(tmp_path / "straight"), device=first, **common), log=lambda line: None)
-
-    def stop_after_the_checkpoint(line):
-        if line.startswith("step    16"):
-            raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(out=str(tmp_path / "moved"), device=first, **common), log=stop_after_the_checkpoint)
-    moved = train(TrainConfig(out=str(tmp_path / "moved"), device=then, resume=True, **common),
-                  log=lambda line: None)
-    assert moved["step"] == list(range(15, 30))
-    np.testing.assert_allclose(moved["loss"], straight["loss"][15:], rtol=1e-3)
+    resume_on_the_other_device(tmp_path, first, then)
