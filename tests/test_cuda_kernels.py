@@ -6,6 +6,8 @@ kernel's C text compiled by the host's C++ compiler (tests/cuda_on_host.py), so
 the gradchecks and a comparison with the NumPy path cover it on every CI run, and a
 whole training step on a pretended GPU is checked for reads back to the host.
 """
+import re
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,27 @@ def test_a_run_resumes_on_the_other_device_of_a_pretended_gpu(tmp_path, first, t
     pretend_cupy(monkeypatch)
     resume_on_the_other_device(tmp_path, first, then)
     assert "tinyllm_adamw" in calls  # the "cuda" half really ran the GPU path
+
+
+def test_the_readme_cuda_commands_on_a_pretended_gpu(tmp_path, monkeypatch, capsys):
+    """tinyllm train / sample / predict --device cuda, as the README shows them; predict's
+    probabilities on "cuda" match the same checkpoint's on the CPU."""
+    from cuda_on_host import pretend_cupy
+    from tinyllm.cli import main
+    pretend_cupy(monkeypatch)
+    out = str(tmp_path / "run")
+    assert main(["train", "--device", "cuda", "--max-iters", "20", "--eval-interval", "20", "--eval-iters", "2",
+                 "--n-layer", "1", "--batch-size", "4", "--out", out]) == 0
+    assert "256 tokens per step on cuda" in capsys.readouterr().out
+    calls.clear()
+    assert main(["sample", "--device", "cuda", "--ckpt", out, "--prompt", "The", "--max-new-tokens", "30"]) == 0
+    assert len(capsys.readouterr().out) == len("The") + 30 + 1  # 30 characters streamed, then a newline
+    assert calls.count("tinyllm_layer_norm") >= 30  # every token's forward ran on "cuda"
+    tables = {}
+    for device in ("cuda", "cpu"):
+        calls.clear()
+        assert main(["predict", "--device", device, "--ckpt", out, "The for"]) == 0
+        assert bool(calls) == (device == "cuda")
+        rows = capsys.readouterr().out.splitlines()[1:]  # "  'e'  45.3%  ####": the last number before a %
+        tables[device] = [float(re.findall(r"([\d.]+)%", row)[-1]) for row in rows]
+    np.testing.assert_allclose(tables["cuda"], tables["cpu"], atol=0.1)  # percentages, printed to 0.1
