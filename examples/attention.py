@@ -27,6 +27,8 @@ def main() -> None:
                         help="checkpoint file or directory (from tinyllm train; default: %(default)s)")
     parser.add_argument("--out", default="attention.png", help="where the picture goes (default: %(default)s)")
     args = parser.parse_args()
+    if not args.prompt:
+        parser.error("the prompt is empty: give the model some text to read")
 
     ckpt = load_checkpoint(args.ckpt)
     model, tok = ckpt["model"].eval(), ckpt["tokenizer"]
