@@ -27,3 +27,11 @@ def test_the_loss_plot_is_a_whole_png_and_leaves_no_temporary_file(tmp_path):
     plot_losses(history, tmp_path / "loss.png")
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["loss.png"]
+
+
+def test_files_written_whole_get_the_permissions_of_a_plain_open(tmp_path):
+    from tinyllm.files import write_atomically
+    (tmp_path / "plain.bin").write_bytes(b"x")
+    write_atomically(tmp_path / "whole.bin", lambda f: f.write(b"x"))
+    mode = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert mode["whole.bin"] == mode["plain.bin"]

@@ -20,8 +20,16 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private (0600); give what open() would
         os.replace(tmp, path)
     except BaseException:  # Ctrl-C included: leave no temporary file behind
         os.unlink(tmp)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's umask (the permission bits new files do not get); reading it means setting it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
