@@ -47,16 +47,16 @@ def plot_attention_maps(maps: Sequence, tokens: Sequence[str] | None = None, tit
     n_layer, (n_head, T, _) = len(maps), maps[0].shape
     fig = Figure(figsize=(2.2 * n_head, 2.2 * n_layer))
     axes = fig.subplots(n_layer, n_head, squeeze=False)
-    labelled = tokens is not None and len(tokens) <= max_labels
+    labels = [repr(t)[1:-1] for t in tokens] if tokens is not None and len(tokens) <= max_labels else None
     for layer in range(n_layer):
         for head in range(n_head):
             ax = axes[layer, head]
             ax.imshow(maps[layer][head], cmap="viridis", vmin=0, vmax=1)
             ax.set(xticks=[], yticks=[])
-            if labelled and head == 0:                # the reading token, left of each row
-                ax.set_yticks(range(T), [repr(t)[1:-1] for t in tokens], fontsize=5)
-            if labelled and layer == n_layer - 1:    # the token read, under each column
-                ax.set_xticks(range(T), [repr(t)[1:-1] for t in tokens], fontsize=5, rotation=90)
+            if labels and head == 0:                # the reading token, left of each row
+                ax.set_yticks(range(T), labels, fontsize=5)
+            if labels and layer == n_layer - 1:    # the token read, under each column
+                ax.set_xticks(range(T), labels, fontsize=5, rotation=90)
             if layer == 0:
                 ax.set_title(f"head {head}", fontsize=9)
             if head == 0:

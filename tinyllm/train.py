@@ -56,7 +56,7 @@ class TrainConfig:
     sample_tokens: int = 120
     seed: int = 1337
     out: str = "out"
-    resume: bool = False           # continue from OUT/ckpt.npz, exactly where it left off
+    resume: bool = False           # continue from OUT/ckpt.npz where it left off (--help says how exactly)
 
     def __post_init__(self) -> None:
         """Refuse, before any work, settings that would crash mid-run or quietly train nothing."""
