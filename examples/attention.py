@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 
 from tinyllm.backend import to_numpy
-from tinyllm.checkpoint import load_checkpoint
+from tinyllm.checkpoint import CHECKPOINT_HELP, load_checkpoint
 from tinyllm.plots import plot_attention_maps, save_png
 
 
@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("prompt", nargs="?", default="The for statement is used",
                         help="the text the model reads (default: %(default)r)")
     parser.add_argument("--ckpt", default="out",
-                        help="checkpoint file or directory (from tinyllm train; default: %(default)s)")
+                        help=CHECKPOINT_HELP + " (default: %(default)s)")
     parser.add_argument("--out", default="attention.png", help="where the picture goes (default: %(default)s)")
     args = parser.parse_args()
     if not args.prompt:

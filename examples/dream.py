@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from tinyllm.checkpoint import load_checkpoint
+from tinyllm.checkpoint import CHECKPOINT_HELP, load_checkpoint
 from tinyllm.functional import log_softmax
 from tinyllm.sample import generate
 from tinyllm.tensor import no_grad
@@ -35,7 +35,7 @@ def nats_per_token(model, ids: list[int]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", default="out",
-                        help="checkpoint file or directory (from tinyllm train; default: %(default)s)")
+                        help=CHECKPOINT_HELP + " (default: %(default)s)")
     parser.add_argument("--tokens", type=int, default=40 if FAST else 400,
                         help="length of each dream, in tokens (default: %(default)s)")
     parser.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 0.8, 1.0, 1.4],

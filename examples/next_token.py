@@ -10,7 +10,7 @@ sits on "e".
 """
 import argparse
 
-from tinyllm.checkpoint import load_checkpoint
+from tinyllm.checkpoint import CHECKPOINT_HELP, load_checkpoint
 from tinyllm.sample import next_token_table
 
 
@@ -18,7 +18,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("prompt", nargs="?", default="The for statem", help="the full prompt (default: %(default)r)")
     parser.add_argument("--ckpt", default="out",
-                        help="checkpoint file or directory (from tinyllm train; default: %(default)s)")
+                        help=CHECKPOINT_HELP + " (default: %(default)s)")
     parser.add_argument("--top-k", type=int, default=5, help="tokens listed per table (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=4,
                         help="how many shorter prompts to show first (default: %(default)s)")

@@ -86,6 +86,11 @@ del gpt2
 # against attention's 4C²); the embedding table holds the rest. GPT-2 is this code
 # plus these 124 million numbers.
 #
+# OpenAI published the numbers. `tinyllm/pretrained.py` reads them from GPT-2's files on
+# Hugging Face (the README's "OpenAI's GPT-2" says which), into this very `GPT`: its
+# parameter names are GPT-2's own, and only four matrices per block need transposing.
+# Then `tinyllm sample --ckpt gpt2 --prompt "..."` writes with the model OpenAI trained.
+#
 # ## What you now know
 # - A Transformer block: pre-LayerNorm attention and MLP, each added to the residual stream.
 # - A GPT: embeddings in, blocks, final LayerNorm, tied head out; at init its loss is ln V.

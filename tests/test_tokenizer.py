@@ -81,6 +81,17 @@ def test_decode_replaces_invalid_utf8_but_decode_bytes_is_exact(trained):
     assert trained.decode(ids) == "é"
 
 
+def test_the_stream_decoder_gives_a_character_split_over_tokens_whole():
+    tok = ByteLevelBPE.train("plain ascii text " * 20, 260)
+    ids = tok.encode("né €!")    # é is 2 bytes and € is 3, each byte a token of its own here
+    assert len(ids) == 8 and [tok.decode([i]) for i in ids].count("\ufffd") == 5   # alone, no byte is text
+    stream = tok.stream_decoder()
+    pieces = [stream(i) for i in ids]
+    assert pieces == ["n", "", "é", " ", "", "", "€", "!"]   # each character when its last byte came
+    chars = CharTokenizer("ab")
+    assert [chars.stream_decoder()(i) for i in chars.encode("abba")] == ["a", "b", "b", "a"]
+
+
 def test_special_tokens(trained):
     eot = trained.special_tokens["<|endoftext|>"]
     assert eot == 511 and trained.vocab_size == 512

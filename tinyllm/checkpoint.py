@@ -7,6 +7,9 @@
 
 No pickle anywhere (it is loaded with ``allow_pickle=False``), and the file is
 written to a temporary name and renamed, so a crash never leaves half a checkpoint.
+
+``load_checkpoint`` also reads OpenAI's GPT-2 as downloaded from Hugging Face (pretrained.py),
+so everything that samples from a checkpoint can sample from GPT-2.
 """
 from __future__ import annotations
 
@@ -21,9 +24,13 @@ from .backend import default_device, to_numpy
 from .files import write_atomically
 from .model import GPT, GPTConfig
 from .optim import Optimizer
+from .pretrained import find_gpt2_download, load_gpt2
 from .tokenizer import TOKENIZER_TYPES, Tokenizer
 
 FORMAT = "tinyllm-checkpoint-1"
+CHECKPOINT_HELP = ("a checkpoint: its .npz file or the directory holding ckpt.npz (tinyllm train writes them), "
+                   "or a directory holding GPT-2 from Hugging Face (config.json, model.safetensors, "
+                   "vocab.json, merges.txt)")
 
 
 def checkpoint_path(path: str | os.PathLike) -> Path:
@@ -54,8 +61,14 @@ def load_checkpoint(path, device: str | None = None) -> dict:
     ``meta`` and ``optimizer_state`` (for ``Optimizer.load_state_dict``, or None).
 
     ``device`` defaults to ``TINYLLM_DEVICE`` when set, else "cpu"; a checkpoint loads on
-    either device, whichever it was written on."""
+    either device, whichever it was written on. ``path`` may also be a GPT-2 download (see
+    ``CHECKPOINT_HELP``): its model at step 0, with no optimizer state."""
     device = device or default_device()
+    gpt2 = None if checkpoint_path(path).is_file() else find_gpt2_download(path)
+    if gpt2 is not None:
+        model, tokenizer = load_gpt2(gpt2)
+        return {"model": model.to(device), "tokenizer": tokenizer, "step": 0, "optimizer_state": None,
+                "meta": {"format": "huggingface-gpt2", "config": model.config.to_dict()}}
     path = checkpoint_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")

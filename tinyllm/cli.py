@@ -16,6 +16,7 @@ import argparse
 import sys
 
 from .backend import default_device
+from .checkpoint import CHECKPOINT_HELP
 
 DEVICE_HELP = "cpu or cuda (cuda needs CuPy: see the README); the default is TINYLLM_DEVICE when set"
 CHECKPOINT_DEVICE_HELP = DEVICE_HELP + "; a checkpoint written on either device loads on either"
@@ -157,7 +158,7 @@ def _train(args: argparse.Namespace) -> int:
 def _add_sample_command(commands) -> None:
     sample = commands.add_parser("sample", help="continue a prompt with a trained model, streaming the text",
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    sample.add_argument("--ckpt", default="out", help="checkpoint file, or the directory holding ckpt.npz")
+    sample.add_argument("--ckpt", default="out", help=CHECKPOINT_HELP)
     sample.add_argument("--prompt", default="\n", help="text to continue")
     sample.add_argument("--max-new-tokens", type=int, default=300, help="how many tokens to generate")
     sample.add_argument("--temperature", type=float, default=0.8, help="below 1: safer; above 1: wilder")
@@ -174,10 +175,10 @@ def _sample(args: argparse.Namespace) -> int:
     check_sampling_settings(args.temperature, args.top_k, args.top_p, args.max_new_tokens)  # before any output
     ckpt = load_checkpoint(args.ckpt, device=args.device)
     model, tok = ckpt["model"].eval(), ckpt["tokenizer"]
-    prompt = tok.encode(args.prompt)
+    prompt, text_of = tok.encode(args.prompt), tok.stream_decoder()
     print(args.prompt, end="", flush=True)
     generate(model, prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed,
-             on_token=lambda t: print(tok.decode([t]), end="", flush=True))
+             on_token=lambda t: print(text_of(t), end="", flush=True))
     print()
     return 0
 
@@ -186,7 +187,7 @@ def _add_predict_command(commands) -> None:
     predict = commands.add_parser("predict", help="show the likeliest next tokens after a prompt, with probabilities",
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     predict.add_argument("prompt", help="text whose next token the model predicts")
-    predict.add_argument("--ckpt", default="out", help="checkpoint file, or the directory holding ckpt.npz")
+    predict.add_argument("--ckpt", default="out", help=CHECKPOINT_HELP)
     predict.add_argument("--top-k", type=int, default=10, help="how many tokens to list")
     predict.add_argument("--device", default=default_device(), help=CHECKPOINT_DEVICE_HELP)
     predict.set_defaults(run=_predict)

@@ -110,7 +110,8 @@ class Module:
         for name, value in state.items():
             if name in params:
                 p = params[name]
-                p.data = to_device(value, p.device).astype(p.dtype, copy=True)
+                # order="C": stored as rows, even when given a transposed view
+                p.data = to_device(value, p.device).astype(p.dtype, order="C", copy=True)
 
     # --- printing -----------------------------------------------------------
     def extra_repr(self) -> str:

@@ -16,7 +16,8 @@ from .files import write_atomically
 
 def save_png(fig, path: str | os.PathLike) -> None:
     """Write ``fig`` as a PNG, atomically: a reader (or an interrupted run) never sees half a file."""
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:   # a figure that chose its own layout keeps it
+        fig.tight_layout()
     write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=100))
 
 
@@ -45,7 +46,8 @@ def plot_attention_maps(maps: Sequence, tokens: Sequence[str] | None = None, tit
     from matplotlib.figure import Figure
     maps = [to_numpy(m)[0] for m in maps]  # n_layer arrays of (n_head, T, T)
     n_layer, (n_head, T, _) = len(maps), maps[0].shape
-    fig = Figure(figsize=(2.2 * n_head, 2.2 * n_layer))
+    # "constrained" leaves room for the title above the heads' titles (tight_layout does not)
+    fig = Figure(figsize=(2.2 * n_head, 2.2 * n_layer), layout="constrained")
     axes = fig.subplots(n_layer, n_head, squeeze=False)
     labels = [repr(t)[1:-1] for t in tokens] if tokens is not None and len(tokens) <= max_labels else None
     for layer in range(n_layer):

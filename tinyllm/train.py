@@ -133,7 +133,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     text = load_corpus(cfg.data, cfg.data_sha256)
     first_step = 0
     if cfg.resume:
-        ckpt = load_checkpoint(cfg.out, device=cfg.device)
+        ckpt = load_checkpoint(checkpoint_path(cfg.out), device=cfg.device)  # a tinyllm run only, not GPT-2
         model, tokenizer, first_step = ckpt["model"], ckpt["tokenizer"], ckpt["step"]
         _check_same_architecture(model.config, cfg.model_config(tokenizer.vocab_size), cfg.out)
         if first_step >= cfg.max_iters:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Callable
 
 from ..files import write_atomically
 
@@ -20,6 +21,10 @@ class Tokenizer:
 
     def decode(self, ids) -> str:
         raise NotImplementedError
+
+    def stream_decoder(self) -> Callable[[int], str]:
+        """A function to feed ids one at a time, as they are sampled: it returns the text each adds."""
+        return lambda i: self.decode([i])
 
     @property
     def vocab_size(self) -> int:

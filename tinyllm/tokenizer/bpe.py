@@ -14,8 +14,9 @@ their own way, so the byte ids and each merge's id are stored, not assumed.
 """
 from __future__ import annotations
 
+import codecs
 import json
-from typing import Iterable
+from typing import Callable, Iterable
 
 import regex
 
@@ -167,6 +168,13 @@ class ByteLevelBPE(Tokenizer):
     def decode(self, ids) -> str:
         """Ids -> text; byte sequences that are not valid UTF-8 become U+FFFD (as GPT-2 does)."""
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    def stream_decoder(self) -> Callable[[int], str]:
+        """Ids one at a time -> text. A character whose UTF-8 bytes are split over several
+        tokens ("é" is two bytes; GPT-2 has no token for many) comes out whole, when its last
+        byte arrives: decoding each token alone would print two U+FFFD instead."""
+        utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        return lambda i: utf8.decode(self.decode_bytes([i]))
 
     # --- files ------------------------------------------------------------------
     def to_dict(self) -> dict:

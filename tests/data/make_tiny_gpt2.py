@@ -1,0 +1,69 @@
+"""Writes tests/data/tiny_gpt2/: a GPT-2 made and saved by Hugging Face ``transformers``, and its outputs.
+
+The directory has the layout of a GPT-2 download from the Hugging Face hub (config.json,
+model.safetensors, vocab.json, merges.txt), shrunk to 2 layers of width 8 and 261 tokens
+(256 bytes, 4 merges, <|endoftext|>) with random weights. ``reference.npz`` holds what
+``transformers`` computes with it: the ids of a text, the logits for them, and a greedy
+continuation. tests/test_pretrained.py checks tinyllm against these numbers.
+
+Needs ``pip install torch transformers``; CI never runs it (the files it wrote are committed).
+    python tests/data/make_tiny_gpt2.py
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
+
+OUT = Path(__file__).parent / "tiny_gpt2"
+TEXT = "the tin in the thin hat"
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's printable stand-in for each byte (as in OpenAI's encoder.py)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) \
+        + list(range(ord("®"), ord("ÿ") + 1))
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    order = printable + [b for b in range(256) if b not in printable]  # GPT-2's ids follow this order
+    return {b: chars[b] for b in order}
+
+
+def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    merges = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("i", "n")]
+    vocab = {ch: i for i, ch in enumerate(bytes_to_unicode().values())}
+    for left, right in merges:
+        vocab[left + right] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    (OUT / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    (OUT / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(vocab), n_positions=16, n_embd=8, n_layer=2, n_head=2,
+                        bos_token_id=len(vocab) - 1, eos_token_id=len(vocab) - 1)
+    model = GPT2LMHeadModel(config).eval()
+    with torch.no_grad():  # the default init leaves LayerNorms at 1 and 0, biases at 0: make every number count
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    model.save_pretrained(OUT)
+    (OUT / "generation_config.json").unlink(missing_ok=True)
+
+    ids = GPT2Tokenizer(str(OUT / "vocab.json"), str(OUT / "merges.txt"))(TEXT)["input_ids"]
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0].numpy()
+        greedy = model.generate(torch.tensor([ids[:4]]), max_new_tokens=10, do_sample=False,
+                                pad_token_id=config.eos_token_id)[0].tolist()
+    np.savez(OUT / "reference.npz", text=np.array(TEXT), ids=np.array(ids), logits=logits,
+             greedy=np.array(greedy))
+    print(f"wrote {OUT}: ids {ids}, greedy {greedy}")
+
+
+if __name__ == "__main__":
+    main()

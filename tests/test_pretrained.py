@@ -1,0 +1,171 @@
+"""GPT-2 from Hugging Face: safetensors, the name and layout mapping, and outputs equal to transformers'.
+
+tests/data/tiny_gpt2/ is a GPT-2 that ``transformers`` built and saved (2 layers, width 8, random
+weights), with the logits and the greedy continuation ``transformers`` computed from it
+(``reference.npz``; tests/data/make_tiny_gpt2.py wrote it all).
+"""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA
+
+from tinyllm.checkpoint import load_checkpoint
+from tinyllm.cli import main
+from tinyllm.model import GPT, GPTConfig
+from tinyllm.pretrained import CONV1D_WEIGHTS, gpt2_config, load_gpt2, read_safetensors
+from tinyllm.sample import generate
+
+TINY_GPT2 = Path(__file__).parent / "data" / "tiny_gpt2"
+REFERENCE = dict(np.load(TINY_GPT2 / "reference.npz"))
+
+
+def with_header(header, body: bytes) -> bytes:
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + body
+
+
+def write_safetensors(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """The format, written plainly: length, JSON header, then the arrays' bytes back to back."""
+    dtypes = {np.dtype("<f4"): "F32", np.dtype("<f2"): "F16", np.dtype("<u2"): "BF16"}
+    header, offset = {}, 0
+    for name, a in arrays.items():
+        header[name] = {"dtype": dtypes[a.dtype], "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
+        offset += a.nbytes
+    path.write_bytes(with_header(header, b"".join(a.tobytes() for a in arrays.values())))
+
+
+def copy_of_tiny_gpt2(tmp_path: Path) -> Path:
+    directory = tmp_path / "gpt2"
+    shutil.copytree(TINY_GPT2, directory)
+    (directory / "reference.npz").unlink()
+    return directory
+
+
+def test_the_weights_transformers_saved_give_the_logits_transformers_computed():
+    ckpt = load_checkpoint(TINY_GPT2)
+    model, tok = ckpt["model"], ckpt["tokenizer"]
+    assert ckpt["step"] == 0 and ckpt["optimizer_state"] is None and not model.training
+    assert tok.encode(str(REFERENCE["text"])) == REFERENCE["ids"].tolist()   # vocab.json + merges.txt
+    logits, _ = model(REFERENCE["ids"][None])
+    np.testing.assert_allclose(logits.data[0], REFERENCE["logits"], rtol=0, atol=2e-5)
+    assert all(p.data.flags.c_contiguous for p in model.parameters())      # transposed, then laid out as rows
+    prompt = REFERENCE["greedy"][:4].tolist()
+    for use_cache in (True, False):
+        greedy = generate(model, prompt, len(REFERENCE["greedy"]) - 4, top_k=1, use_cache=use_cache)
+        assert greedy == REFERENCE["greedy"].tolist()
+
+
+def test_the_older_hub_layout_loads_the_same_model(tmp_path):
+    # The hub's gpt2 files predate the "transformer." prefix, and hold each block's causal mask as a
+    # buffer (attn.bias) beside the weights; some versions also store the tied lm_head.
+    directory = copy_of_tiny_gpt2(tmp_path)
+    arrays = {name.removeprefix("transformer."): a
+              for name, a in read_safetensors(directory / "model.safetensors").items()}
+    for i in range(2):
+        arrays[f"h.{i}.attn.bias"] = np.tril(np.ones((1, 1, 16, 16), np.float32))
+    arrays["lm_head.weight"] = arrays["wte.weight"]
+    write_safetensors(directory / "model.safetensors", arrays)
+    model, _ = load_gpt2(directory)
+    original, _ = load_gpt2(TINY_GPT2)
+    for (name, p), (_, q) in zip(model.named_parameters(), original.named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+
+    arrays["lm_head.weight"] = arrays["wte.weight"] + 1
+    write_safetensors(directory / "model.safetensors", arrays)
+    with pytest.raises(ValueError, match="lm_head.weight is not its wte.weight"):
+        load_gpt2(directory)
+
+
+def test_read_safetensors_reads_a_file_built_by_hand(tmp_path):
+    header = {"__metadata__": {"format": "pt"},
+              "a": {"dtype": "F32", "shape": [2, 1], "data_offsets": [0, 8]},
+              "b": {"dtype": "BF16", "shape": [2], "data_offsets": [8, 12]},
+              "c": {"dtype": "F16", "shape": [], "data_offsets": [12, 14]}}
+    body = (np.array([1.5, -2.0], "<f4").tobytes()
+            + bytes([0x80, 0x3F, 0x00, 0xBF])        # bfloat16 1.0 and -0.5: the high halves of the float32s
+            + np.array(0.25, "<f2").tobytes())
+    path = tmp_path / "hand.safetensors"
+    path.write_bytes(with_header(header, body))
+    arrays = read_safetensors(path)
+    assert sorted(arrays) == ["a", "b", "c"]
+    np.testing.assert_array_equal(arrays["a"], [[1.5], [-2.0]])
+    assert arrays["b"].dtype == np.float32 and arrays["b"].tolist() == [1.0, -0.5]
+    assert arrays["c"].shape == () and arrays["c"] == 0.25
+
+
+@pytest.mark.parametrize("contents, problem", [
+    (b"\x05\x00", "too short"),
+    ((1000).to_bytes(8, "little") + b"{}", "claims 1000 bytes"),
+    ((3).to_bytes(8, "little") + b"{x}", "not JSON"),
+    ((2).to_bytes(8, "little") + b"[]", "not a JSON object"),
+    (with_header({"w": {"dtype": "F8_E4M3", "shape": [1], "data_offsets": [0, 1]}}, b"\0"), "dtype F8_E4M3"),
+    (with_header({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 8), "bytes 0..16 of 8"),
+    (with_header({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, b"\0" * 8), "shape \\[3\\]"),
+    (with_header({"w": [0, 8]}, b"\0" * 8), "header entry of 'w'"),
+])
+def test_a_broken_safetensors_file_is_named_with_its_problem(tmp_path, contents, problem):
+    path = tmp_path / "broken.safetensors"
+    path.write_bytes(contents)
+    with pytest.raises(ValueError, match=f"broken.safetensors is not a readable safetensors file.*{problem}"):
+        read_safetensors(path)
+
+
+def test_what_tinyllm_cannot_run_is_refused_by_name(tmp_path):
+    config = json.loads((TINY_GPT2 / "config.json").read_text())
+    assert gpt2_config(config) == GPTConfig(vocab_size=261, block_size=16, n_layer=2, n_head=2, n_embd=8)
+    for setting, value in [("activation_function", "relu"), ("layer_norm_epsilon", 1e-6),
+                           ("tie_word_embeddings", False), ("n_inner", 12), ("model_type", "gpt_neox")]:
+        with pytest.raises(ValueError, match=f"config.json has {setting} = "):
+            gpt2_config({**config, setting: value})
+    with pytest.raises(ValueError, match="no 'n_head'"):
+        gpt2_config({k: v for k, v in config.items() if k != "n_head"})
+
+    directory = copy_of_tiny_gpt2(tmp_path)
+    (directory / "merges.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="has no tokenizer: put GPT-2's vocab.json and merges.txt"):
+        load_checkpoint(directory)
+    (directory / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="config.json is not JSON"):
+        load_checkpoint(directory)
+    (directory / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="has no config.json"):
+        load_checkpoint(directory)
+
+    directory = copy_of_tiny_gpt2(tmp_path / "wider")
+    (directory / "config.json").write_text(json.dumps({**config, "n_embd": 16}))
+    with pytest.raises(ValueError, match="not hold the GPT-2 of its config.json .*c_attn.bias has shape .24,. "
+                                         "in the state dict but .48,."):
+        load_checkpoint(directory)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "gpt2" / "encoder.json").exists(), reason="GPT-2 files not in ../shared")
+def test_openai_file_names_with_the_real_gpt2_vocabulary(tmp_path):
+    # A GPT-2-shaped model (the full 50257 tokens, tiny otherwise) written in the hub's layout, with
+    # OpenAI's own names for the tokenizer files: every parameter comes back where it was.
+    for name in ("encoder.json", "vocab.bpe"):
+        shutil.copy(SHARED_DATA / "gpt2" / name, tmp_path / name)
+    config = GPTConfig(vocab_size=50257, block_size=8, n_layer=1, n_head=2, n_embd=4)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "vocab_size": 50257, "n_positions": 8,
+                                                      "n_layer": 1, "n_head": 2, "n_embd": 4}))
+    model = GPT(config)
+    write_safetensors(tmp_path / "model.safetensors", {
+        name: np.ascontiguousarray(a.T) if name.endswith(CONV1D_WEIGHTS) else a
+        for name, a in model.state_dict().items()})
+    loaded, tok = load_gpt2(tmp_path / "model.safetensors")   # the weights file names its directory too
+    for (name, p), (_, q) in zip(model.named_parameters(), loaded.named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+    assert tok.encode("Hello world") == [15496, 995]
+
+
+def test_tinyllm_sample_and_predict_run_gpt2_from_its_directory(capsys):
+    tok = load_checkpoint(TINY_GPT2)["tokenizer"]
+    greedy = REFERENCE["greedy"].tolist()
+    prompt = tok.decode(greedy[:4])
+    assert main(["sample", "--ckpt", str(TINY_GPT2), "--prompt", prompt, "--top-k", "1",
+                 "--max-new-tokens", str(len(greedy) - 4)]) == 0
+    assert capsys.readouterr().out == tok.decode(greedy) + "\n"
+    assert main(["predict", prompt, "--ckpt", str(TINY_GPT2), "--top-k", "3"]) == 0
+    assert repr(tok.decode([greedy[4]])) in capsys.readouterr().out.splitlines()[1]   # the likeliest, first

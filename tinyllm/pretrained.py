@@ -1,0 +1,153 @@
+"""OpenAI's GPT-2, with the weights OpenAI trained, running in tinyllm's GPT.
+
+GPT-2 is published on the Hugging Face hub (huggingface.co/openai-community/gpt2, and
+gpt2-medium, -large, -xl) as a directory of four files:
+
+    config.json         the shape: n_layer, n_head, n_embd, n_positions, vocab_size, ...
+    model.safetensors   every weight, as raw little-endian arrays behind a JSON index
+    vocab.json          the BPE tokenizer: token -> id (OpenAI's encoder.json)
+    merges.txt          its merges, in rank order (OpenAI's vocab.bpe)
+
+tinyllm's ``GPT`` is GPT-2's architecture under GPT-2's own parameter names, so loading
+is reading the arrays, dropping a prefix, and transposing four matrices per block:
+OpenAI's code stored each linear layer as a "Conv1D" with weight (in, out) and computed
+``x @ W``, where ``Linear`` (like PyTorch's) keeps (out, in) and computes ``x @ Wᵀ``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .model import GPT, GPTConfig
+from .tokenizer import ByteLevelBPE
+
+# safetensors' dtype names -> NumPy's (little-endian, as the format stores them). BF16 has no
+# NumPy type: its 16 bits are the high half of a float32, so it is read as uint16 and widened.
+SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2",
+                      "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
+
+# The layers OpenAI stored as Conv1D, weight (in, out); Linear wants (out, in).
+CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+# Not weights: each block's causal mask, saved as a buffer by older versions of transformers.
+MASK_BUFFER = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)")
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array in a ``.safetensors`` file, by name.
+
+    The format: 8 bytes holding N (little-endian uint64), then N bytes of JSON naming each
+    array's dtype, shape and [begin, end) byte range in the data that follows.
+    """
+    path = Path(path)
+    problem = f"{path} is not a readable safetensors file"
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        if size < 8 or n > size - 8:
+            raise ValueError(f"{problem}: {size} bytes, too short to hold a header" if size < 8 else
+                             f"{problem}: its header claims {n} bytes, the file has {size - 8} after the length")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{problem}: its header is not JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{problem}: its header is not a JSON object")
+    header.pop("__metadata__", None)
+    # The arrays are not read here. The file is mapped into memory and each array is a view of
+    # its bytes, which the OS reads from disk when they are first used: for GPT-2 xl's 6 GB that
+    # keeps memory to the model's own copy (made by load_state_dict) instead of two.
+    body = np.memmap(path, np.uint8, mode="r", offset=8 + n) if size > 8 + n else np.zeros(0, np.uint8)
+    arrays = {}
+    for name, entry in header.items():
+        try:
+            dtype, shape, (begin, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
+        except (TypeError, KeyError, ValueError):
+            raise ValueError(f"{problem}: the header entry of {name!r} is {entry!r}") from None
+        if dtype not in SAFETENSORS_DTYPES:
+            raise ValueError(f"{problem}: {name!r} has dtype {dtype}; readable: {', '.join(SAFETENSORS_DTYPES)}")
+        np_dtype = np.dtype(SAFETENSORS_DTYPES[dtype])
+        if not 0 <= begin <= end <= len(body) or end - begin != math.prod(shape) * np_dtype.itemsize:
+            raise ValueError(f"{problem}: {name!r} ({dtype}, shape {list(shape)}) says bytes {begin}..{end} "
+                             f"of {len(body)}")
+        array = body[begin:end].view(np_dtype).reshape(shape)
+        if dtype == "BF16":
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        arrays[name] = array
+    return arrays
+
+
+def gpt2_config(config: dict) -> GPTConfig:
+    """The ``GPTConfig`` of a Hugging Face GPT-2 ``config.json``, refusing what tinyllm's GPT is not."""
+    differences = {  # setting: (its value here, GPT-2's, which tinyllm's GPT computes)
+        "model_type": (config.get("model_type"), "gpt2"),
+        "activation_function": (config.get("activation_function", "gelu_new"), "gelu_new"),
+        "layer_norm_epsilon": (config.get("layer_norm_epsilon", 1e-5), 1e-5),
+        "tie_word_embeddings": (config.get("tie_word_embeddings", True), True),
+        "scale_attn_by_inverse_layer_idx": (config.get("scale_attn_by_inverse_layer_idx", False), False),
+        "n_inner": (config.get("n_inner") or 4 * config.get("n_embd", 0), 4 * config.get("n_embd", 0)),
+    }
+    for setting, (value, expected) in differences.items():
+        if value != expected:
+            raise ValueError(f"config.json has {setting} = {value!r}; tinyllm's GPT is GPT-2's, with {expected!r}")
+    try:
+        return GPTConfig(vocab_size=config["vocab_size"], block_size=config["n_positions"],
+                         n_layer=config["n_layer"], n_head=config["n_head"], n_embd=config["n_embd"])
+    except KeyError as e:
+        raise ValueError(f"config.json has no {e.args[0]!r}, which GPT-2's config always has") from None
+
+
+def gpt2_state_dict(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Hugging Face's GPT-2 arrays under tinyllm's names and layouts (for ``GPT.load_state_dict``)."""
+    # GPT2LMHeadModel keeps the Transformer under "transformer."; older files saved it bare.
+    arrays = {name.removeprefix("transformer."): array for name, array in arrays.items()}
+    lm_head = arrays.pop("lm_head.weight", None)   # tied to wte; some versions store the copy
+    if lm_head is not None and not np.array_equal(lm_head, arrays.get("wte.weight")):
+        raise ValueError("its lm_head.weight is not its wte.weight, and tinyllm's GPT ties the two")
+    return {name: array.T if name.endswith(CONV1D_WEIGHTS) else array   # (in, out) -> (out, in)
+            for name, array in arrays.items() if not MASK_BUFFER.fullmatch(name)}
+
+
+def find_gpt2_download(path: str | os.PathLike) -> Path | None:
+    """The directory of the Hugging Face GPT-2 at ``path`` (the directory or its model.safetensors), else None."""
+    path = Path(path)
+    directory = path.parent if path.suffix == ".safetensors" else path
+    return directory if (directory / "model.safetensors").is_file() else None
+
+
+def load_gpt2(path: str | os.PathLike) -> tuple[GPT, ByteLevelBPE]:
+    """GPT-2 from a Hugging Face download (the directory, or its model.safetensors; see the top
+    of this file), on the CPU, in eval mode.
+
+    The tokenizer is read from vocab.json and merges.txt, or from OpenAI's own names for the
+    same two files, encoder.json and vocab.bpe.
+    """
+    path = find_gpt2_download(path) or Path(path)
+    for name in ("model.safetensors", "config.json"):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"{path} has no {name}: a GPT-2 download holds config.json, "
+                                    "model.safetensors, vocab.json and merges.txt")
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path / 'config.json'} is not JSON ({e})") from None
+    config = gpt2_config(config if isinstance(config, dict) else {})
+    tokenizer_files = next(((path / a, path / b) for a, b in [("vocab.json", "merges.txt"),
+                                                               ("encoder.json", "vocab.bpe")]
+                            if (path / a).is_file() and (path / b).is_file()), None)
+    if tokenizer_files is None:
+        raise FileNotFoundError(f"{path} has no tokenizer: put GPT-2's vocab.json and merges.txt beside the weights")
+    tokenizer = ByteLevelBPE.from_gpt2_files(*tokenizer_files)
+    if tokenizer.vocab_size != config.vocab_size:
+        raise ValueError(f"{path}: the tokenizer has {tokenizer.vocab_size} tokens, "
+                         f"config.json says {config.vocab_size}")
+    model = GPT(config)
+    try:
+        model.load_state_dict(gpt2_state_dict(read_safetensors(path / "model.safetensors")))
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"{path / 'model.safetensors'} does not hold the GPT-2 of its config.json ({e})") from None
+    return model.eval(), tokenizer
