@@ -169,3 +169,41 @@ def test_tinyllm_sample_and_predict_run_gpt2_from_its_directory(capsys):
     assert capsys.readouterr().out == tok.decode(greedy) + "\n"
     assert main(["predict", prompt, "--ckpt", str(TINY_GPT2), "--top-k", "3"]) == 0
     assert repr(tok.decode([greedy[4]])) in capsys.readouterr().out.splitlines()[1]   # the likeliest, first
+
+
+def test_crop_block_size_keeps_the_first_positions():
+    model, _ = load_gpt2(TINY_GPT2)
+    ids = REFERENCE["ids"][None, :8]
+    before = model(ids)[0].data
+    model.crop_block_size(8)
+    assert model.config.block_size == 8 and model.wpe.weight.shape == (8, 8)
+    np.testing.assert_array_equal(model(ids)[0].data, before)
+    with pytest.raises(ValueError, match="exceeds the model's block_size 8"):
+        model(REFERENCE["ids"][None, :9])
+    with pytest.raises(ValueError, match="cropping keeps 1 to 8 positions"):
+        model.crop_block_size(9)
+    model.set_dropout(0.25)
+    assert model.config.dropout == 0.25 and model.h[1].mlp.dropout.p == model.h[0].attn.attn_dropout.p == 0.25
+
+
+def test_train_init_from_fine_tunes_gpt2_and_resumes(tmp_path):
+    from tinyllm.train import TrainConfig, train
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the thin tin in the hat. " * 300, encoding="utf-8")
+    settings = dict(data=str(corpus), init_from=str(TINY_GPT2), block_size=8, batch_size=8, max_iters=40,
+                    lr=1e-2, warmup_iters=0, eval_interval=40, eval_iters=4, log_interval=20, sample_interval=40,
+                    sample_tokens=4, out=str(tmp_path / "out"), device="cpu")
+    lines = []
+    history = train(TrainConfig(**settings), log=lines.append)
+    assert any("fine-tuning the model of" in line for line in lines)
+    assert history["val"][-1] < history["val"][0] - 1.0       # it learned the corpus from GPT-2's start
+    ckpt = load_checkpoint(tmp_path / "out")
+    start, gpt2_tokenizer = load_gpt2(TINY_GPT2)
+    assert ckpt["model"].config == GPTConfig(vocab_size=261, block_size=8, n_layer=2, n_head=2, n_embd=8)
+    assert ckpt["tokenizer"].to_dict() == gpt2_tokenizer.to_dict()
+    assert not np.array_equal(ckpt["model"].h[0].attn.c_attn.weight.data, start.h[0].attn.c_attn.weight.data)
+
+    resumed = train(TrainConfig(**{**settings, "max_iters": 60, "resume": True}), log=lines.append)
+    assert resumed["eval_step"] == [60] and load_checkpoint(tmp_path / "out")["step"] == 60
+    with pytest.raises(ValueError, match="n_layer .--n-layer. must be left out with --init-from"):
+        TrainConfig(init_from=str(TINY_GPT2), n_layer=4)

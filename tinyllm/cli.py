@@ -130,6 +130,9 @@ def _add_train_command(commands) -> None:
              "batch_size": "sequences per micro-batch", "seed": "seed of initialisation, batches and dropout",
              "resume": "continue from OUT/ckpt.npz where it left off, bit for bit on the CPU; --device may "
                        "differ from the first run's (on a GPU, dropout's random draws start again from the seed)",
+             "init_from": "fine-tune: start from this checkpoint's model and tokenizer (a tinyllm checkpoint, "
+                          "or GPT-2's files as for sample --ckpt) instead of a new model; --preset, --tokenizer "
+                          "and --vocab-size are then unused, --block-size crops its context, --dropout applies",
              "tf32": "with --device cuda: float32 matmuls on TF32 tensor cores (faster, ~1e-3 relative error)"}
     for f in fields(TrainConfig):
         if f.type == "bool":

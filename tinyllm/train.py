@@ -23,6 +23,7 @@ from .model import GPT, GPTConfig
 from .plots import plot_losses
 from .sample import generate
 from .tensor import no_grad
+from .tokenizer import CharTokenizer
 
 
 @dataclass
@@ -57,6 +58,7 @@ class TrainConfig:
     seed: int = 1337
     out: str = "out"
     resume: bool = False           # continue from OUT/ckpt.npz where it left off (--help says how exactly)
+    init_from: str | None = None   # fine-tune: start from this checkpoint or GPT-2 download's model and tokenizer
 
     def __post_init__(self) -> None:
         """Refuse, before any work, settings that would crash mid-run or quietly train nothing."""
@@ -72,6 +74,10 @@ class TrainConfig:
             refuse("lr", "positive")
         if not 0 <= self.beta2 < 1:
             refuse("beta2", "in [0, 1)")
+        if self.init_from:
+            for name in ("n_layer", "n_head", "n_embd"):
+                if getattr(self, name) is not None:
+                    refuse(name, "left out with --init-from, whose model has its own shape")
         check_device(self.device)
 
     def model_config(self, vocab_size: int) -> GPTConfig:
@@ -135,13 +141,21 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     if cfg.resume:
         ckpt = load_checkpoint(checkpoint_path(cfg.out), device=cfg.device)  # a tinyllm run only, not GPT-2
         model, tokenizer, first_step = ckpt["model"], ckpt["tokenizer"], ckpt["step"]
-        _check_same_architecture(model.config, cfg.model_config(tokenizer.vocab_size), cfg.out)
+        if not cfg.init_from:  # (a fine-tuned model's shape is its starting model's, not a preset's)
+            _check_same_architecture(model.config, cfg.model_config(tokenizer.vocab_size), cfg.out)
         if first_step >= cfg.max_iters:
             raise ValueError(f"{checkpoint_path(cfg.out)} is at step {first_step} already: to train on, "
                              f"give --max-iters above {first_step}")
         rng.bit_generator.state = ckpt["meta"]["rng"]["batches"]
         backend_rng(np).bit_generator.state = ckpt["meta"]["rng"]["dropout"]
         log(f"resuming from {checkpoint_path(cfg.out)} at step {first_step}")
+    elif cfg.init_from:
+        ckpt = load_checkpoint(cfg.init_from, device=cfg.device)
+        model, tokenizer = ckpt["model"], ckpt["tokenizer"]
+        if cfg.block_size:
+            model.crop_block_size(cfg.block_size)
+        model.set_dropout(cfg.dropout)
+        log(f"fine-tuning the model of {cfg.init_from} (step {ckpt['step']} there), with its tokenizer")
     else:
         tokenizer = make_tokenizer(cfg.tokenizer, text, cfg.vocab_size, verbose=True)
         model = GPT(cfg.model_config(tokenizer.vocab_size)).to(cfg.device)
@@ -155,11 +169,11 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     tokens_per_step = cfg.batch_size * cfg.grad_accum * config.block_size
     peak = gemm_peak_flops(device=cfg.device)
     log(f"corpus {cfg.data}: {len(text):,} characters -> {len(ids):,} tokens (vocabulary {tokenizer.vocab_size})")
-    log(f"model {cfg.preset}: {n_params:,} parameters, {config.n_layer} layers, {config.n_head} heads, "
+    log(f"model {cfg.init_from or cfg.preset}: {n_params:,} parameters, {config.n_layer} layers, {config.n_head} heads, "
         f"{config.n_embd} wide, context {config.block_size}; {tokens_per_step:,} tokens per step on {cfg.device}")
     out.mkdir(parents=True, exist_ok=True)
     history = {"step": [], "loss": [], "eval_step": [], "train": [], "val": []}
-    prompt = tokenizer.encode(text[:1]) if cfg.tokenizer == "char" else tokenizer.encode("\n")
+    prompt = tokenizer.encode(text[:1]) if isinstance(tokenizer, CharTokenizer) else tokenizer.encode("\n")
 
     for step in range(first_step, cfg.max_iters + 1):
         last = step == cfg.max_iters
