@@ -169,8 +169,9 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     tokens_per_step = cfg.batch_size * cfg.grad_accum * config.block_size
     peak = gemm_peak_flops(device=cfg.device)
     log(f"corpus {cfg.data}: {len(text):,} characters -> {len(ids):,} tokens (vocabulary {tokenizer.vocab_size})")
-    log(f"model {cfg.init_from or cfg.preset}: {n_params:,} parameters, {config.n_layer} layers, {config.n_head} heads, "
-        f"{config.n_embd} wide, context {config.block_size}; {tokens_per_step:,} tokens per step on {cfg.device}")
+    log(f"model {cfg.init_from or cfg.preset}: {n_params:,} parameters, {config.n_layer} layers, "
+        f"{config.n_head} heads, {config.n_embd} wide, context {config.block_size}; "
+        f"{tokens_per_step:,} tokens per step on {cfg.device}")
     out.mkdir(parents=True, exist_ok=True)
     history = {"step": [], "loss": [], "eval_step": [], "train": [], "val": []}
     prompt = tokenizer.encode(text[:1]) if isinstance(tokenizer, CharTokenizer) else tokenizer.encode("\n")
