@@ -16,29 +16,19 @@ import numpy as np
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
 
+from tinyllm.tokenizer.bpe import bytes_to_unicode   # its ids are checked against transformers' tokenizer
+
 OUT = Path(__file__).parent / "tiny_gpt2"
 TEXT = "the tin in the thin hat"
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's printable stand-in for each byte (as in OpenAI's encoder.py)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) \
-        + list(range(ord("®"), ord("ÿ") + 1))
-    chars, extra = {}, 0
-    for b in range(256):
-        if b in printable:
-            chars[b] = chr(b)
-        else:
-            chars[b] = chr(256 + extra)
-            extra += 1
-    order = printable + [b for b in range(256) if b not in printable]  # GPT-2's ids follow this order
-    return {b: chars[b] for b in order}
 
 
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     merges = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("i", "n")]
-    vocab = {ch: i for i, ch in enumerate(bytes_to_unicode().values())}
+    chars = bytes_to_unicode()
+    # GPT-2's ids: first the bytes that stand for themselves, then the others, each in byte order
+    order = sorted(range(256), key=lambda b: chars[b] != chr(b))
+    vocab = {chars[b]: i for i, b in enumerate(order)}
     for left, right in merges:
         vocab[left + right] = len(vocab)
     vocab["<|endoftext|>"] = len(vocab)
