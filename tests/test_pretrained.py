@@ -105,6 +105,7 @@ def test_read_safetensors_reads_a_file_built_by_hand(tmp_path):
     (with_header({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 8), "bytes 0..16 of 8"),
     (with_header({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, b"\0" * 8), "shape \\[3\\]"),
     (with_header({"w": [0, 8]}, b"\0" * 8), "header entry of 'w'"),
+    (with_header({"w": {"dtype": "F32", "shape": ["2"], "data_offsets": [0, 8]}}, b"\0" * 8), "entry of 'w'"),
 ])
 def test_a_broken_safetensors_file_is_named_with_its_problem(tmp_path, contents, problem):
     path = tmp_path / "broken.safetensors"

@@ -66,6 +66,8 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     for name, entry in header.items():
         try:
             dtype, shape, (begin, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
+            if not all(isinstance(v, int) for v in (*shape, begin, end)):
+                raise TypeError
         except (TypeError, KeyError, ValueError):
             raise ValueError(f"{problem}: the header entry of {name!r} is {entry!r}") from None
         if dtype not in SAFETENSORS_DTYPES:
