@@ -58,6 +58,15 @@ def test_the_weights_transformers_saved_give_the_logits_transformers_computed():
         assert greedy == REFERENCE["greedy"].tolist()
 
 
+def test_gpt2_runs_on_each_device(device):
+    model = load_checkpoint(TINY_GPT2, device=device)["model"]
+    assert model.device == device
+    logits, _ = model(REFERENCE["ids"][None])
+    np.testing.assert_allclose(logits.numpy()[0], REFERENCE["logits"], rtol=0, atol=1e-4)
+    greedy = REFERENCE["greedy"].tolist()
+    assert generate(model, greedy[:4], len(greedy) - 4, top_k=1) == greedy
+
+
 def test_the_older_hub_layout_loads_the_same_model(tmp_path):
     # The hub's gpt2 files predate the "transformer." prefix, and hold each block's causal mask as a
     # buffer (attn.bias) beside the weights; some versions also store the tied lm_head.
