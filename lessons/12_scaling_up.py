@@ -123,4 +123,5 @@ except RuntimeError as e:  # no CuPy, or no GPU: the error says which
 #
 # That is the whole path: numbers with gradients, an engine, layers, tokens,
 # attention, a GPT, training, sampling, compression, and a GPU. `bench/` measures it
-# against PyTorch; the exercises let you write every key line yourself.
+# against PyTorch; the exercises let you write every key line yourself. Lesson 13
+# puts the weights OpenAI trained into the GPT you built.

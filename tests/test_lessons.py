@@ -16,7 +16,7 @@ def test_lesson_runs(lesson, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_the_twelve_lessons_are_listed_in_the_readme():
-    assert [p.name[:2] for p in LESSONS] == [f"{i:02d}" for i in range(1, 13)]
+def test_the_thirteen_lessons_are_listed_in_the_readme():
+    assert [p.name[:2] for p in LESSONS] == [f"{i:02d}" for i in range(1, 14)]
     readme = (LESSONS[0].parent / "README.md").read_text()
     assert all(f"`{p.name}`" in readme for p in LESSONS)

@@ -15,7 +15,7 @@ from conftest import SHARED_DATA
 from tinyllm.checkpoint import load_checkpoint
 from tinyllm.cli import main
 from tinyllm.model import GPT, GPTConfig
-from tinyllm.pretrained import CONV1D_WEIGHTS, gpt2_config, load_gpt2, read_safetensors
+from tinyllm.pretrained import CONV1D_WEIGHTS, gpt2_config, load_gpt2, read_safetensors, write_safetensors
 from tinyllm.sample import generate
 
 TINY_GPT2 = Path(__file__).parent / "data" / "tiny_gpt2"
@@ -25,16 +25,6 @@ REFERENCE = dict(np.load(TINY_GPT2 / "reference.npz"))
 def with_header(header, body: bytes) -> bytes:
     text = json.dumps(header).encode()
     return len(text).to_bytes(8, "little") + text + body
-
-
-def write_safetensors(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """The format, written plainly: length, JSON header, then the arrays' bytes back to back."""
-    dtypes = {np.dtype("<f4"): "F32", np.dtype("<f2"): "F16", np.dtype("<u2"): "BF16"}
-    header, offset = {}, 0
-    for name, a in arrays.items():
-        header[name] = {"dtype": dtypes[a.dtype], "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
-        offset += a.nbytes
-    path.write_bytes(with_header(header, b"".join(a.tobytes() for a in arrays.values())))
 
 
 def copy_of_tiny_gpt2(tmp_path: Path) -> Path:
@@ -103,6 +93,22 @@ def test_read_safetensors_reads_a_file_built_by_hand(tmp_path):
     np.testing.assert_array_equal(arrays["a"], [[1.5], [-2.0]])
     assert arrays["b"].dtype == np.float32 and arrays["b"].tolist() == [1.0, -0.5]
     assert arrays["c"].shape == () and arrays["c"] == 0.25
+
+
+def test_write_safetensors_writes_the_format(tmp_path):
+    a, b = np.arange(6, dtype=np.float32).reshape(3, 2), np.array([7, -1], dtype=np.int64)
+    path = write_safetensors(tmp_path / "w.safetensors", {"a": a, "b": b.astype(">i8")})  # big-endian in
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    assert json.loads(raw[8:8 + n]) == {"a": {"dtype": "F32", "shape": [3, 2], "data_offsets": [0, 24]},
+                                        "b": {"dtype": "I64", "shape": [2], "data_offsets": [24, 40]}}
+    assert raw[8 + n:] == a.astype("<f4").tobytes() + b.astype("<i8").tobytes()   # little-endian out
+    back = read_safetensors(path)
+    np.testing.assert_array_equal(back["a"], a)
+    np.testing.assert_array_equal(back["b"], b)
+    with pytest.raises(ValueError, match="c is complex64, which safetensors cannot hold"):
+        write_safetensors(tmp_path / "c.safetensors", {"c": np.zeros(2, np.complex64)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors"]   # nothing half-written
 
 
 @pytest.mark.parametrize("contents, problem", [

@@ -96,6 +96,11 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
               "tests/test_train.py::test_kv_cache_generation_equals_full_recompute[seeded-sampling]"],
              "If the cache holds k and v, concat the new ones after them on the time axis (2); store the "
              "result back in the cache either way."),
+    "13.1": (["tests/test_pretrained.py::test_the_weights_transformers_saved_give_the_logits_transformers_computed",
+              "tests/test_pretrained.py::test_the_older_hub_layout_loads_the_same_model"],
+             "Drop the 'transformer.' prefix from every name. Pop lm_head.weight: it must equal wte.weight "
+             "(tied) or it is an error. Leave out the masks (MASK_BUFFER.fullmatch), and transpose (.T) "
+             "the names ending in CONV1D_WEIGHTS: GPT-2 stored those (in, out)."),
 }
 
 

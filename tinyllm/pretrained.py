@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .backend import to_numpy
+from .files import write_atomically
 from .model import GPT, GPTConfig
 from .tokenizer import ByteLevelBPE
 
@@ -83,6 +85,27 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return arrays
 
 
+def write_safetensors(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` (from either device) as a ``.safetensors`` file, atomically."""
+    names = {np.dtype(v).str: k for k, v in SAFETENSORS_DTYPES.items() if k != "BF16"}  # "<f4" -> "F32"
+    arrays = {name: np.ascontiguousarray(to_numpy(a)) for name, a in arrays.items()}
+    arrays = {name: a.astype(a.dtype.newbyteorder("<"), copy=False) for name, a in arrays.items()}
+    header, offset = {}, 0
+    for name, a in arrays.items():
+        if a.dtype.str not in names:
+            raise ValueError(f"write_safetensors: {name} is {a.dtype}, which safetensors cannot hold")
+        header[name] = {"dtype": names[a.dtype.str], "shape": list(a.shape),
+                        "data_offsets": [offset, offset + a.nbytes]}
+        offset += a.nbytes
+    text = json.dumps(header).encode()
+
+    def write(f) -> None:
+        f.write(len(text).to_bytes(8, "little") + text)
+        for a in arrays.values():
+            f.write(a.tobytes())
+    return write_atomically(path, write)
+
+
 def gpt2_config(config: dict) -> GPTConfig:
     """The ``GPTConfig`` of a Hugging Face GPT-2 ``config.json``, refusing what tinyllm's GPT is not."""
     differences = {  # setting: (its value here, GPT-2's, which tinyllm's GPT computes)
@@ -105,6 +128,7 @@ def gpt2_config(config: dict) -> GPTConfig:
 
 def gpt2_state_dict(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Hugging Face's GPT-2 arrays under tinyllm's names and layouts (for ``GPT.load_state_dict``)."""
+    # BEGIN EXERCISE 13.1: GPT-2's names and layouts -> tinyllm's: prefix, mask buffers, tied head, Conv1D
     # GPT2LMHeadModel keeps the Transformer under "transformer."; older files saved it bare.
     arrays = {name.removeprefix("transformer."): array for name, array in arrays.items()}
     lm_head = arrays.pop("lm_head.weight", None)   # tied to wte; some versions store the copy
@@ -112,6 +136,7 @@ def gpt2_state_dict(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise ValueError("its lm_head.weight is not its wte.weight, and tinyllm's GPT ties the two")
     return {name: array.T if name.endswith(CONV1D_WEIGHTS) else array   # (in, out) -> (out, in)
             for name, array in arrays.items() if not MASK_BUFFER.fullmatch(name)}
+    # END EXERCISE
 
 
 def find_gpt2_download(path: str | os.PathLike) -> Path | None:
