@@ -134,6 +134,7 @@ else:
 # - Loading a pretrained model is matching names and layouts: here a prefix, a tied head,
 #   mask buffers that are not weights, and four matrices per block stored transposed.
 # - The GPT you built in lessons 01–08 is GPT-2: with OpenAI's numbers in it, it writes
-#   English. `tinyllm train --init-from gpt2` fine-tunes it on your own text.
+#   English. `tinyllm train --init-from gpt2` fine-tunes it on your own text, and
+#   `tinyllm export` writes a model you trained as GPT-2's four files, for anyone's GPT-2 code.
 #
 # **Exercise**: 13.1 `gpt2_state_dict` (`tinyllm/pretrained.py`).

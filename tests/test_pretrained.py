@@ -6,6 +6,7 @@ weights), with the logits and the greedy continuation ``transformers`` computed 
 """
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ from conftest import SHARED_DATA
 from tinyllm.checkpoint import load_checkpoint
 from tinyllm.cli import main
 from tinyllm.model import GPT, GPTConfig
-from tinyllm.pretrained import CONV1D_WEIGHTS, gpt2_config, load_gpt2, read_safetensors, write_safetensors
+from tinyllm.pretrained import (CONV1D_WEIGHTS, gpt2_config, load_gpt2, read_safetensors, save_gpt2,
+                                write_safetensors)
 from tinyllm.sample import generate
 
 TINY_GPT2 = Path(__file__).parent / "data" / "tiny_gpt2"
@@ -223,3 +225,60 @@ def test_train_init_from_fine_tunes_gpt2_and_resumes(tmp_path):
     assert resumed["eval_step"] == [60] and load_checkpoint(tmp_path / "out")["step"] == 60
     with pytest.raises(ValueError, match="n_layer .--n-layer. must be left out with --init-from"):
         TrainConfig(init_from=str(TINY_GPT2), n_layer=4)
+
+
+def test_export_writes_the_files_transformers_wrote(tmp_path, capsys):
+    # tinyllm export of the tiny GPT-2 gives back what transformers saved: the same arrays under the
+    # same names, the same tokenizer files, the same shape in config.json.
+    assert main(["export", "--ckpt", str(TINY_GPT2), "--out", str(tmp_path / "again")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    ours, theirs = read_safetensors(tmp_path / "again" / "model.safetensors"), \
+        read_safetensors(TINY_GPT2 / "model.safetensors")
+    assert sorted(ours) == sorted(theirs)
+    for name in theirs:
+        assert ours[name].dtype == theirs[name].dtype and np.array_equal(ours[name], theirs[name]), name
+    again = tmp_path / "again"
+    assert json.loads((again / "vocab.json").read_text()) == json.loads((TINY_GPT2 / "vocab.json").read_text())
+    assert (again / "merges.txt").read_text() == (TINY_GPT2 / "merges.txt").read_text()
+    config, original = (json.loads((d / "config.json").read_text()) for d in (tmp_path / "again", TINY_GPT2))
+    for key in ("model_type", "vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "activation_function",
+                "layer_norm_epsilon", "tie_word_embeddings", "eos_token_id"):
+        assert config[key] == original[key], key
+
+
+def test_a_model_trained_with_tinyllm_exports_and_loads_back(tmp_path):
+    from tinyllm.tokenizer import ByteLevelBPE
+    tok = ByteLevelBPE.train("the cat sat on the mat, the dog sat on the log. " * 30, 280,
+                             special_tokens=["<|endoftext|>"])
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=8))
+    ckpt = load_checkpoint(save_gpt2(model, tok, tmp_path / "mine"))
+    for (name, p), (_, q) in zip(model.named_parameters(), ckpt["model"].named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+    text = "the dog sat on the cat<|endoftext|>"
+    assert ckpt["tokenizer"].encode(text, allowed_special="all") == tok.encode(text, allowed_special="all")
+    assert ckpt["tokenizer"].special_tokens == tok.special_tokens
+
+
+def test_what_gpt2_files_cannot_hold_is_refused(tmp_path):
+    from tinyllm.tokenizer import GPT2_PATTERN, ByteLevelBPE, CharTokenizer
+    config = GPTConfig(vocab_size=259, block_size=8, n_layer=1, n_head=1, n_embd=4)
+    a, b, c = (ord(ch) for ch in "abc")
+    same_text_twice = [(a, b, 256), (256, c, 257), (b, c, 258)]   # 257 = ab·c and, below, 259 = a·bc
+    cases = [
+        (GPT(replace(config, vocab_size=65)), CharTokenizer.train("x" * 65), "this model's is a CharTokenizer"),
+        (GPT(replace(config, bias=False)), ByteLevelBPE(same_text_twice), "made without"),
+        (GPT(config), ByteLevelBPE(same_text_twice[:2]), "the tokenizer has 258 tokens and the model 259"),
+        (GPT(config), ByteLevelBPE(same_text_twice, pattern=r"\w+|\W"), "pattern, and this one is not GPT-2's"),
+        (GPT(config), ByteLevelBPE(same_text_twice[:2], special_tokens={"[SEP]": 258}), "'\\[SEP\\]' is not"),
+        (GPT(replace(config, vocab_size=260)), ByteLevelBPE(same_text_twice + [(a, 258, 259)], pattern=GPT2_PATTERN),
+         "stand for the same text"),
+    ]
+    for model, tokenizer, problem in cases:
+        with pytest.raises(ValueError, match=problem):
+            save_gpt2(model, tokenizer, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())   # nothing half-written
+
+    (tmp_path / "vocab.json").write_text('{"a": 0}')
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
+    with pytest.raises(ValueError, match="are not a GPT-2 tokenizer's files .KeyError"):
+        ByteLevelBPE.from_gpt2_files(tmp_path / "vocab.json", tmp_path / "merges.txt")

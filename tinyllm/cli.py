@@ -4,6 +4,7 @@
     tinyllm train                      # a small GPT on pydoc, a few minutes on 2 cores
     tinyllm sample --prompt "The for statement"
     tinyllm predict "The for statement"  # the likeliest next tokens, as a table
+    tinyllm export --ckpt out --out my-gpt2  # as a Hugging Face GPT-2 (BPE models)
     tinyllm tokenizer train --data FILE --vocab-size 512 --out tok.json
     tinyllm tokenizer encode --tokenizer tok.json "Hello world"
     tinyllm tokenizer decode --tokenizer tok.json 15496 995
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_command(commands)
     _add_sample_command(commands)
     _add_predict_command(commands)
+    _add_export_command(commands)
     _add_tokenizer_commands(commands)
     _add_exercise_commands(commands)
     return parser
@@ -202,6 +204,28 @@ def _predict(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.ckpt, device=args.device)
     table = next_token_table(ckpt["model"].eval(), ckpt["tokenizer"], args.prompt, args.top_k)
     print(f"after {args.prompt!r} the model expects:\n{table}")
+    return 0
+
+
+def _add_export_command(commands) -> None:
+    export = commands.add_parser("export", help="write a checkpoint as a Hugging Face GPT-2 directory",
+                                 description="Write a checkpoint's model and BPE tokenizer as the four files of a "
+                                             "Hugging Face GPT-2 (config.json, model.safetensors, vocab.json, "
+                                             "merges.txt): transformers' GPT2LMHeadModel.from_pretrained loads "
+                                             "the directory, and so does every tinyllm --ckpt.",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    export.add_argument("--ckpt", default="out", help=CHECKPOINT_HELP)
+    export.add_argument("--out", required=True, help="the directory to write the four files into")
+    export.set_defaults(run=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .pretrained import save_gpt2
+    ckpt = load_checkpoint(args.ckpt, device="cpu")
+    directory = save_gpt2(ckpt["model"], ckpt["tokenizer"], args.out)
+    print(f"wrote {directory}/: config.json, model.safetensors, vocab.json, merges.txt "
+          f"(step {ckpt['step']} of {args.ckpt})")
     return 0
 
 

@@ -178,3 +178,30 @@ def load_gpt2(path: str | os.PathLike) -> tuple[GPT, ByteLevelBPE]:
     except (KeyError, ValueError) as e:
         raise ValueError(f"{path / 'model.safetensors'} does not hold the GPT-2 of its config.json ({e})") from None
     return model.eval(), tokenizer
+
+
+def save_gpt2(model: GPT, tokenizer: ByteLevelBPE, directory: str | os.PathLike) -> Path:
+    """Write ``model`` and ``tokenizer`` as a Hugging Face GPT-2 directory: the four files ``load_gpt2``
+    reads, which ``transformers``' ``GPT2LMHeadModel.from_pretrained`` and ``GPT2Tokenizer`` read too."""
+    if not isinstance(tokenizer, ByteLevelBPE):
+        raise ValueError(f"GPT-2's tokenizer is byte-level BPE, and this model's is a {type(tokenizer).__name__} "
+                         "(train with --tokenizer bpe to export)")
+    c = model.config
+    if not c.bias:
+        raise ValueError("GPT-2 has a bias in every Linear and LayerNorm, and this model was made without")
+    if tokenizer.vocab_size != c.vocab_size:
+        raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens and the model {c.vocab_size}")
+    directory = Path(directory)
+    end_of_text = tokenizer.special_tokens.get("<|endoftext|>")
+    config = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": c.vocab_size,
+              "n_positions": c.block_size, "n_embd": c.n_embd, "n_layer": c.n_layer, "n_head": c.n_head,
+              "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5, "tie_word_embeddings": True,
+              "attn_pdrop": c.dropout, "embd_pdrop": c.dropout, "resid_pdrop": c.dropout,
+              "bos_token_id": end_of_text, "eos_token_id": end_of_text}
+    tokenizer.save_gpt2_files(directory / "vocab.json", directory / "merges.txt")
+    write_safetensors(directory / "model.safetensors",   # load_gpt2's mapping, the other way
+                      {"transformer." + name: array.T if name.endswith(CONV1D_WEIGHTS) else array
+                       for name, array in model.state_dict().items()})
+    text = json.dumps(config, indent=2)
+    write_atomically(directory / "config.json", lambda f: f.write(text.encode("utf-8")))
+    return directory

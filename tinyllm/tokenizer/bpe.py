@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
 from typing import Callable, Iterable
 
 import regex
 
+from ..files import write_atomically
 from .base import Tokenizer, check_text
 from .train_bpe import MergeProgress, count_words, merge_pair, train_merges
 
@@ -201,21 +203,45 @@ class ByteLevelBPE(Tokenizer):
     def from_gpt2_files(cls, encoder_json: str, vocab_bpe: str) -> "ByteLevelBPE":
         """Load GPT-2's released ``encoder.json`` (token -> id) and ``vocab.bpe`` (merges in rank order)."""
         byte_decoder = {ch: b for b, ch in bytes_to_unicode().items()}
-        with open(encoder_json, encoding="utf-8") as f:
-            encoder = json.load(f)
-        with open(vocab_bpe, encoding="utf-8") as f:
-            lines = [line for line in f.read().split("\n")[1:] if line]  # line 0: "#version: 0.2"
-        byte_ids = [encoder[ch] for ch in (bytes_to_unicode()[b] for b in range(256))]
-        merges = []
-        for line in lines:
-            left, right = line.split(" ")
-            merges.append((encoder[left], encoder[right], encoder[left + right]))
+        try:
+            with open(encoder_json, encoding="utf-8") as f:
+                encoder = json.load(f)
+            with open(vocab_bpe, encoding="utf-8") as f:
+                lines = [line for line in f.read().split("\n")[1:] if line]  # line 0: "#version: 0.2"
+            byte_ids = [encoder[ch] for ch in (bytes_to_unicode()[b] for b in range(256))]
+            merges = []
+            for line in lines:
+                left, right = line.split(" ")
+                merges.append((encoder[left], encoder[right], encoder[left + right]))
+        except (KeyError, ValueError, TypeError, AttributeError) as e:  # JSON errors are ValueErrors
+            raise ValueError(f"{encoder_json} and {vocab_bpe} are not a GPT-2 tokenizer's files "
+                             f"({type(e).__name__}: {e})") from None
         specials = {tok: i for tok, i in encoder.items() if tok.startswith("<|") and tok.endswith("|>")}
         tok = cls(merges, byte_ids, specials)
         for token, i in encoder.items():  # the files must agree with each other
             if token not in specials and tok.vocab.get(i) != bytes(byte_decoder[c] for c in token):
                 raise ValueError(f"{encoder_json} and {vocab_bpe} disagree about token {token!r} (id {i})")
         return tok
+
+    def save_gpt2_files(self, encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLike) -> None:
+        """Write the two files ``from_gpt2_files`` reads (Hugging Face names them vocab.json and
+        merges.txt): every token spelled as GPT-2 spells it, and the merges in rank order."""
+        if self.pattern != GPT2_PATTERN:
+            raise ValueError("GPT-2's files have no place for a pre-tokenizer pattern, and this one is not GPT-2's")
+        unmarked = [text for text in self.special_tokens if not (text.startswith("<|") and text.endswith("|>"))]
+        if unmarked:
+            raise ValueError(f"GPT-2's files mark special tokens as <|...|>, and {unmarked[0]!r} is not")
+        show = bytes_to_unicode()
+        spelled = {i: "".join(show[b] for b in token) for i, token in sorted(self.vocab.items())
+                   if i not in self._special_ids}
+        encoder = {text: i for i, text in spelled.items()} | self.special_tokens
+        if len(encoder) != len(self.vocab):
+            raise ValueError("two of this tokenizer's tokens stand for the same text, and GPT-2's files "
+                             "can hold only one of them")
+        text = json.dumps(encoder, ensure_ascii=False)
+        merges = "#version: 0.2\n" + "".join(f"{spelled[a]} {spelled[b]}\n" for a, b, _ in self.merges)
+        write_atomically(encoder_json, lambda f: f.write(text.encode("utf-8")))
+        write_atomically(vocab_bpe, lambda f: f.write(merges.encode("utf-8")))
 
 
 def _split_on(text: str, specials: list[str]) -> list[str]:
