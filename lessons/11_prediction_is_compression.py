@@ -21,7 +21,7 @@ import numpy as np
 
 from shared import FAST, save_figure, small_trained_model
 from tinyllm.data import load_corpus
-from tinyllm.tensor import no_grad
+from tinyllm.train import text_loss
 
 model, tok = small_trained_model()
 text = load_corpus("pydoc")
@@ -31,21 +31,14 @@ print(f"held-out text: {len(held_out):,} characters")
 
 # %% [markdown]
 # ## The model's bits per character
-# Cut the text into windows of the model's context (64); in each window the model
-# predicts every character from the ones before it. Cross-entropy is in nats; divide
-# by ln 2 for bits.
+# `text_loss` (in tinyllm/train.py, a page of code) cuts the text into windows of the
+# model's context (64); in each window the model predicts every character from the
+# ones before it, and the mean cross-entropy comes back in nats. Divide by ln 2 for
+# bits. (`tinyllm eval` prints the same for any checkpoint and text.)
 
 # %%
-T = model.config.block_size
 ids = np.array(tok.encode(held_out))
-n = (len(ids) - 1) // T * T
-x, y = ids[:n].reshape(-1, T), ids[1:n + 1].reshape(-1, T)   # (windows, T)
-total = 0.0
-with no_grad():
-    for i in range(0, len(x), 64):                             # 64 windows at a time
-        _, loss = model(x[i:i + 64], y[i:i + 64])              # mean nats per character
-        total += loss.item() * len(x[i:i + 64])
-nats = total / len(x)
+nats = text_loss(model, ids)                                   # mean nats per predicted character
 model_bits = nats / math.log(2)
 
 # %% [markdown]

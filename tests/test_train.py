@@ -1,5 +1,6 @@
 """Training end to end on pydoc, checkpoints, sampling filters, and clear errors on bad input."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from tinyllm.checkpoint import load_checkpoint
 from tinyllm.cli import main
 from tinyllm.data import TokenBatches, load_corpus
 from tinyllm.sample import next_token_probs
+from tinyllm.tensor import no_grad
 from tinyllm.train import TrainConfig, train
 
 
@@ -199,6 +201,44 @@ def test_a_failed_save_leaves_the_last_checkpoint_whole(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert load_checkpoint(tmp_path)["step"] == 7
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.npz"]  # no temporary file left behind
+
+
+def test_text_loss_predicts_every_token_once_in_windows_of_the_context():
+    from tinyllm import manual_seed
+    from tinyllm.model import GPT, GPTConfig
+    from tinyllm.train import text_loss
+    manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8, dropout=0.3))
+    ids = np.random.default_rng(0).integers(0, 11, 30)   # 29 tokens to predict: windows of 8, 8, 8 and 5
+    nats = []
+    with no_grad():
+        for start in range(0, 29, 8):
+            x = ids[start:min(start + 8, 29)]
+            logits = model.eval()(x[None])[0].numpy()[0].astype(np.float64)       # (len(x), 11), no dropout
+            log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+            nats += list(-log_probs[np.arange(len(x)), ids[start + 1:start + 1 + len(x)]])
+    assert len(nats) == 29
+    model.train()
+    seen = []
+    for tokens_per_batch in (2048, 8, 1):                                          # batching changes nothing
+        assert text_loss(model, ids, tokens_per_batch, progress=lambda done, total: seen.append((done, total))) \
+            == pytest.approx(np.mean(nats), abs=1e-5)
+    assert model.training and seen[-1] == (29, 29)
+    with pytest.raises(ValueError, match="at least 2 tokens"):
+        text_loss(model, ids[:1])
+
+
+def test_eval_scores_the_validation_split_as_training_estimated_it(trained_run, capsys):
+    out, history = trained_run
+    assert main(["eval", "--ckpt", str(out), "--split", "val"]) == 0
+    head, numbers = capsys.readouterr().out.splitlines()
+    n_val = len(load_corpus("pydoc")) // 10       # char-level: a token per character
+    assert head.endswith(f"on pydoc (val): {n_val - 1:,} tokens predicted, {n_val - 1:,} characters")
+    loss, perplexity, bits = (float(v) for v in re.findall(r"[\d.]+(?= nats| \||$| bits)", numbers)[:3])
+    assert loss == pytest.approx(history["val"][-1], abs=0.15)   # all of val vs. training's 10 random batches
+    assert perplexity == pytest.approx(math.exp(loss), rel=1e-3) and bits == pytest.approx(loss / math.log(2), abs=2e-3)
+    assert main(["eval", "--ckpt", str(out), "--max-tokens", "1"]) == 2
+    assert "--max-tokens must be at least 2" in capsys.readouterr().err
 
 
 def test_predict_lists_the_likeliest_next_tokens(trained_run, capsys):

@@ -4,6 +4,7 @@
     tinyllm train                      # a small GPT on pydoc, a few minutes on 2 cores
     tinyllm sample --prompt "The for statement"
     tinyllm predict "The for statement"  # the likeliest next tokens, as a table
+    tinyllm eval --ckpt out --split val       # loss, perplexity, bits per character on a text
     tinyllm export --ckpt out --out my-gpt2  # as a Hugging Face GPT-2 (BPE models)
     tinyllm tokenizer train --data FILE --vocab-size 512 --out tok.json
     tinyllm tokenizer encode --tokenizer tok.json "Hello world"
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_command(commands)
     _add_sample_command(commands)
     _add_predict_command(commands)
+    _add_eval_command(commands)
     _add_export_command(commands)
     _add_tokenizer_commands(commands)
     _add_exercise_commands(commands)
@@ -204,6 +206,44 @@ def _predict(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.ckpt, device=args.device)
     table = next_token_table(ckpt["model"].eval(), ckpt["tokenizer"], args.prompt, args.top_k)
     print(f"after {args.prompt!r} the model expects:\n{table}")
+    return 0
+
+
+def _add_eval_command(commands) -> None:
+    ev = commands.add_parser("eval", help="score a checkpoint on a text: loss, perplexity, bits per character",
+                             description="How well a model predicts a text: the mean cross-entropy of each token "
+                                         "given the ones before it (in windows of the model's context), its "
+                                         "perplexity e^loss, and the bits per character an arithmetic coder "
+                                         "driven by the model would need.",
+                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ev.add_argument("--ckpt", default="out", help=CHECKPOINT_HELP)
+    ev.add_argument("--data", default="pydoc", help="'pydoc' (ships with Python), a UTF-8 text file, or an http(s) URL")
+    ev.add_argument("--split", choices=["all", "val"], default="all",
+                    help="all of the text, or only its last 10%%: the validation split train holds out of a corpus")
+    ev.add_argument("--max-tokens", type=int, default=None, help="score only the first N tokens (None: all)")
+    ev.add_argument("--device", default=default_device(), help=CHECKPOINT_DEVICE_HELP)
+    ev.set_defaults(run=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import math
+    from .checkpoint import load_checkpoint
+    from .data import encode_corpus, load_corpus, train_val_split
+    from .train import text_loss
+    if args.max_tokens is not None and args.max_tokens < 2:
+        raise ValueError(f"--max-tokens must be at least 2 (one to read, one to predict), got {args.max_tokens}")
+    ckpt = load_checkpoint(args.ckpt, device=args.device)
+    model, tok = ckpt["model"], ckpt["tokenizer"]
+    ids = encode_corpus(load_corpus(args.data), tok, cache=True)
+    ids = (train_val_split(ids)["val"] if args.split == "val" else ids)[:args.max_tokens]
+    report = lambda done, total: print(f"\r  scored {done:,}/{total:,} tokens", end="", file=sys.stderr, flush=True)
+    loss = text_loss(model, ids, progress=report if sys.stderr.isatty() else None)
+    if sys.stderr.isatty():
+        print("\r\x1b[K", end="", file=sys.stderr)            # clear the progress line
+    characters = len(tok.decode(ids[1:]))                   # the text that was predicted
+    print(f"{args.ckpt} on {args.data} ({args.split}): {len(ids) - 1:,} tokens predicted, {characters:,} characters")
+    print(f"loss {loss:.4f} nats/token | perplexity {math.exp(loss):.2f} | "
+          f"{loss * (len(ids) - 1) / math.log(2) / characters:.3f} bits/character")
     return 0
 
 

@@ -130,6 +130,12 @@ def encode_corpus(text: str, tokenizer: Tokenizer, dtype=None, cache: bool = Fal
         return ids
 
 
+def train_val_split(ids: np.ndarray, val_fraction: float = 0.1) -> dict[str, np.ndarray]:
+    """The first 90% of a corpus's tokens to train on, the last 10% held out for validation."""
+    n_val = int(len(ids) * val_fraction)
+    return {"train": ids[: len(ids) - n_val], "val": ids[len(ids) - n_val:]}
+
+
 class TokenBatches:
     """Random windows of a token array, split 90/10 into train and validation.
 
@@ -138,8 +144,7 @@ class TokenBatches:
     """
 
     def __init__(self, ids: np.ndarray, block_size: int, val_fraction: float = 0.1, device: str = "cpu"):
-        n_val = int(len(ids) * val_fraction)
-        self.splits = {"train": ids[: len(ids) - n_val], "val": ids[len(ids) - n_val:]}
+        self.splits = train_val_split(ids, val_fraction)
         self.block_size = block_size
         for name, part in self.splits.items():
             if len(part) < block_size + 1:

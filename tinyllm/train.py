@@ -11,7 +11,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -115,6 +115,37 @@ def estimate_loss(model: GPT, batches: TokenBatches, batch_size: int, iters: int
                                  for _ in range(iters)])) for split in ("train", "val")}
     model.train()
     return out
+
+
+@no_grad()
+def text_loss(model: GPT, ids: Sequence[int], tokens_per_batch: int = 2048,
+              progress: Callable[[int, int], None] | None = None) -> float:
+    """Mean cross-entropy, in nats, of every token of ``ids`` after the first, each predicted once.
+
+    ``ids`` is read in consecutive windows of the model's context T: window i predicts tokens
+    iT+1 .. iT+T from tokens iT .. iT+T-1 (so a token sees at most T-1 before it, and the first
+    of a window none of the earlier windows). ``progress(done, total)`` hears after each batch.
+    """
+    ids = np.asarray(ids)
+    T, n = model.config.block_size, len(ids) - 1          # n tokens to predict
+    if n < 1:
+        raise ValueError("text_loss needs at least 2 tokens: one to read, one to predict")
+    full = n // T
+    windows = [(ids[:full * T].reshape(full, T), ids[1:full * T + 1].reshape(full, T))]
+    if n % T:                                              # the rest: one shorter window
+        windows.append((ids[None, full * T:-1], ids[None, full * T + 1:]))
+    was_training, total, done = model.training, 0.0, 0
+    model.eval()
+    for x, y in windows:
+        rows = max(1, tokens_per_batch // x.shape[1])      # the logits of a batch: rows·T·vocab floats
+        for i in range(0, len(x), rows):
+            _, loss = model(x[i:i + rows], y[i:i + rows])  # mean over the batch's tokens
+            total += loss.item() * y[i:i + rows].size
+            done += y[i:i + rows].size
+            if progress:
+                progress(done, n)
+    model.train(was_training)
+    return total / n
 
 
 def _check_same_architecture(saved: GPTConfig, asked_for: GPTConfig, out: str) -> None:
