@@ -192,3 +192,19 @@ def test_cpu_training_and_sampling_never_import_cupy():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr  # (its error, shown: a learner's blank exercise is named there)
     assert run.stdout.split() == ["False"]
+
+
+def test_skip_init_makes_zero_weights_without_drawing():
+    from tinyllm import manual_seed
+    from tinyllm.nn import skip_init
+    config = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8)
+    manual_seed(0)
+    with skip_init():
+        blank = GPT(config)
+    drawn = GPT(config)                       # the generator is where manual_seed(0) left it
+    manual_seed(0)
+    expected = GPT(config)
+    assert all(not p.data.any() for name, p in blank.named_parameters() if "ln_" not in name)  # LayerNorms: 1, 0
+    for (name, p), (_, q) in zip(drawn.named_parameters(), expected.named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+    assert drawn.h[0].attn.c_attn.weight.data.std() > 0.01

@@ -23,6 +23,7 @@ import numpy as np
 from .backend import default_device, to_numpy
 from .files import write_atomically
 from .model import GPT, GPTConfig
+from .nn import skip_init
 from .optim import Optimizer
 from .pretrained import find_gpt2_download, load_gpt2
 from .tokenizer import TOKENIZER_TYPES, Tokenizer
@@ -83,7 +84,8 @@ def load_checkpoint(path, device: str | None = None) -> dict:
         tokenizer = TOKENIZER_TYPES[tok_data["type"]].from_dict(tok_data)
     except (zipfile.BadZipFile, OSError, EOFError, KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path} is not a readable tinyllm checkpoint ({type(e).__name__}: {e})") from None
-    model = GPT(config)
+    with skip_init():  # the weights come from the file
+        model = GPT(config)
     try:
         model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
     except (KeyError, ValueError) as e:

@@ -26,6 +26,7 @@ import numpy as np
 from .backend import to_numpy
 from .files import write_atomically
 from .model import GPT, GPTConfig
+from .nn import skip_init
 from .tokenizer import ByteLevelBPE
 
 # safetensors' dtype names -> NumPy's (little-endian, as the format stores them). BF16 has no
@@ -172,7 +173,8 @@ def load_gpt2(path: str | os.PathLike) -> tuple[GPT, ByteLevelBPE]:
     if tokenizer.vocab_size != config.vocab_size:
         raise ValueError(f"{path}: the tokenizer has {tokenizer.vocab_size} tokens, "
                          f"config.json says {config.vocab_size}")
-    model = GPT(config)
+    with skip_init():  # the weights come from the file
+        model = GPT(config)
     try:
         model.load_state_dict(gpt2_state_dict(read_safetensors(path / "model.safetensors")))
     except (KeyError, ValueError) as e:
