@@ -185,3 +185,25 @@ def test_the_readme_cuda_commands_on_a_pretended_gpu(tmp_path, monkeypatch, caps
         rows = capsys.readouterr().out.splitlines()[1:]  # "  'e'  45.3%  ####": the last number before a %
         tables[device] = [float(re.findall(r"([\d.]+)%", row)[-1]) for row in rows]
     np.testing.assert_allclose(tables["cuda"], tables["cpu"], atol=0.1)  # percentages, printed to 0.1
+
+
+def test_gpt2_files_on_a_pretended_gpu(tmp_path, monkeypatch, capsys):
+    """GPT-2's files load onto "cuda" with transformers' logits; eval and fine-tuning run there."""
+    from cuda_on_host import pretend_cupy
+    from test_pretrained import REFERENCE, TINY_GPT2
+    from tinyllm.checkpoint import load_checkpoint
+    from tinyllm.cli import main
+    pretend_cupy(monkeypatch)
+    model = load_checkpoint(TINY_GPT2, device="cuda")["model"]
+    logits, _ = model(REFERENCE["ids"][None])
+    assert logits.device == "cuda" and "tinyllm_layer_norm" in calls
+    np.testing.assert_allclose(to_numpy(logits.data)[0], REFERENCE["logits"], rtol=0, atol=1e-4)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the thin tin in the hat. " * 100, encoding="utf-8")
+    assert main(["eval", "--device", "cuda", "--ckpt", str(TINY_GPT2), "--data", str(corpus)]) == 0
+    assert main(["train", "--device", "cuda", "--init-from", str(TINY_GPT2), "--data", str(corpus),
+                 "--block-size", "8", "--batch-size", "4", "--max-iters", "10", "--eval-interval", "10",
+                 "--eval-iters", "2", "--out", str(tmp_path / "tuned")]) == 0
+    out = capsys.readouterr().out
+    assert "on cuda" in out and "tinyllm_adamw" in calls
+    assert load_checkpoint(tmp_path / "tuned")["model"].config.block_size == 8
