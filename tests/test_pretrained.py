@@ -1,7 +1,7 @@
 """GPT-2 from Hugging Face: safetensors, the name and layout mapping, and outputs equal to transformers'.
 
-tests/data/tiny_gpt2/ is a GPT-2 that ``transformers`` built and saved (2 layers, width 8, random
-weights), with the logits and the greedy continuation ``transformers`` computed from it
+tests/data/tiny_gpt2/ is a GPT-2 that ``transformers`` built, trained for a moment on one sentence
+and saved (2 layers, width 8), with the logits and the greedy continuation ``transformers`` computed from it
 (``reference.npz``; tests/data/make_tiny_gpt2.py wrote it all).
 """
 import json

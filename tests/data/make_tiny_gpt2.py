@@ -2,7 +2,8 @@
 
 The directory has the layout of a GPT-2 download from the Hugging Face hub (config.json,
 model.safetensors, vocab.json, merges.txt), shrunk to 2 layers of width 8 and 261 tokens
-(256 bytes, 4 merges, <|endoftext|>) with random weights. ``reference.npz`` holds what
+(256 bytes, 4 merges, <|endoftext|>), its weights random and then trained for a moment on
+one sentence (so that its greedy continuation is that sentence). ``reference.npz`` holds what
 ``transformers`` computes with it: the ids of a text, the logits for them, and a greedy
 continuation. tests/test_pretrained.py checks tinyllm against these numbers.
 
@@ -38,14 +39,25 @@ def main() -> None:
     torch.manual_seed(0)
     config = GPT2Config(vocab_size=len(vocab), n_positions=16, n_embd=8, n_layer=2, n_head=2,
                         bos_token_id=len(vocab) - 1, eos_token_id=len(vocab) - 1)
-    model = GPT2LMHeadModel(config).eval()
+    model = GPT2LMHeadModel(config)
     with torch.no_grad():  # the default init leaves LayerNorms at 1 and 0, biases at 0: make every number count
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.3)
+    # A little training on TEXT, so that the greedy continuation is text rather than one token repeated.
+    ids = GPT2Tokenizer(str(OUT / "vocab.json"), str(OUT / "merges.txt"))(TEXT)["input_ids"]
+    stream = torch.tensor((ids + [220]) * 8)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for step in range(300):
+        starts = torch.randint(0, len(stream) - 17, (16,))
+        windows = torch.stack([stream[s:s + 17] for s in starts])
+        loss = model(windows[:, :16], labels=windows[:, :16]).loss   # transformers shifts the labels itself
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
     model.save_pretrained(OUT)
     (OUT / "generation_config.json").unlink(missing_ok=True)
 
-    ids = GPT2Tokenizer(str(OUT / "vocab.json"), str(OUT / "merges.txt"))(TEXT)["input_ids"]
     with torch.no_grad():
         logits = model(torch.tensor([ids])).logits[0].numpy()
         greedy = model.generate(torch.tensor([ids[:4]]), max_new_tokens=10, do_sample=False,
