@@ -22,6 +22,7 @@ from .checkpoint import CHECKPOINT_HELP
 
 DEVICE_HELP = "cpu or cuda (cuda needs CuPy: see the README); the default is TINYLLM_DEVICE when set"
 CHECKPOINT_DEVICE_HELP = DEVICE_HELP + "; a checkpoint written on either device loads on either"
+DATA_HELP = "'pydoc' (ships with Python), a UTF-8 text file, or an http(s) URL (downloaded once)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,7 +112,7 @@ def _add_train_command(commands) -> None:
                     "estimates train/val loss, writes OUT/ckpt.npz and OUT/loss.png; samples every "
                     "--sample-interval steps.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    helps = {"data": "'pydoc' (ships with Python), a UTF-8 text file, or an http(s) URL (downloaded once)",
+    helps = {"data": DATA_HELP,
              "data_sha256": "expected sha256 of a downloaded corpus (checked before use)",
              "tokenizer": "'char', 'bpe' (trained on the corpus) or a tokenizer JSON file",
              "vocab_size": "vocabulary size of a new BPE tokenizer",
@@ -217,7 +218,7 @@ def _add_eval_command(commands) -> None:
                                          "driven by the model would need.",
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ev.add_argument("--ckpt", default="out", help=CHECKPOINT_HELP)
-    ev.add_argument("--data", default="pydoc", help="'pydoc' (ships with Python), a UTF-8 text file, or an http(s) URL")
+    ev.add_argument("--data", default="pydoc", help=DATA_HELP)
     ev.add_argument("--split", choices=["all", "val"], default="all",
                     help="all of the text, or only its last 10%%: the validation split train holds out of a corpus")
     ev.add_argument("--max-tokens", type=int, default=None, help="score only the first N tokens (None: all)")
