@@ -225,6 +225,8 @@ def test_train_init_from_fine_tunes_gpt2_and_resumes(tmp_path):
     assert resumed["eval_step"] == [60] and load_checkpoint(tmp_path / "out")["step"] == 60
     with pytest.raises(ValueError, match="n_layer .--n-layer. must be left out with --init-from"):
         TrainConfig(init_from=str(TINY_GPT2), n_layer=4)
+    with pytest.raises(ValueError, match="--block-size 32 is longer than the context of .*model .16 tokens."):
+        train(TrainConfig(**{**settings, "block_size": 32, "out": str(tmp_path / "longer")}))
 
 
 def test_export_writes_the_files_transformers_wrote(tmp_path, capsys):

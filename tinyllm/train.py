@@ -183,6 +183,9 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     elif cfg.init_from:
         ckpt = load_checkpoint(cfg.init_from, device=cfg.device)
         model, tokenizer = ckpt["model"], ckpt["tokenizer"]
+        if cfg.block_size and cfg.block_size > model.config.block_size:
+            raise ValueError(f"--block-size {cfg.block_size} is longer than the context of {cfg.init_from}'s "
+                             f"model ({model.config.block_size} tokens): it can only be cropped")
         if cfg.block_size:
             model.crop_block_size(cfg.block_size)
         model.set_dropout(cfg.dropout)
