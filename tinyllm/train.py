@@ -136,15 +136,17 @@ def text_loss(model: GPT, ids: Sequence[int], tokens_per_batch: int = 2048,
         windows.append((ids[None, full * T:-1], ids[None, full * T + 1:]))
     was_training, total, done = model.training, 0.0, 0
     model.eval()
-    for x, y in windows:
-        rows = max(1, tokens_per_batch // x.shape[1])      # the logits of a batch: rows·T·vocab floats
-        for i in range(0, len(x), rows):
-            _, loss = model(x[i:i + rows], y[i:i + rows])  # mean over the batch's tokens
-            total += loss.item() * y[i:i + rows].size
-            done += y[i:i + rows].size
-            if progress:
-                progress(done, n)
-    model.train(was_training)
+    try:
+        for x, y in windows:
+            rows = max(1, tokens_per_batch // x.shape[1])      # the logits of a batch: rows·T·vocab floats
+            for i in range(0, len(x), rows):
+                _, loss = model(x[i:i + rows], y[i:i + rows])  # mean over the batch's tokens
+                total += loss.item() * y[i:i + rows].size
+                done += y[i:i + rows].size
+                if progress:
+                    progress(done, n)
+    finally:
+        model.train(was_training)
     return total / n
 
 
@@ -172,7 +174,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     if cfg.resume:
         ckpt = load_checkpoint(checkpoint_path(cfg.out), device=cfg.device)  # a tinyllm run only, not GPT-2
         model, tokenizer, first_step = ckpt["model"], ckpt["tokenizer"], ckpt["step"]
-        if not cfg.init_from:  # (a fine-tuned model's shape is its starting model's, not a preset's)
+        fine_tuned = cfg.init_from or ckpt["meta"].get("train_config", {}).get("init_from")
+        if not fine_tuned:  # (a fine-tuned model's shape is its starting model's, not a preset's)
             _check_same_architecture(model.config, cfg.model_config(tokenizer.vocab_size), cfg.out)
         if first_step >= cfg.max_iters:
             raise ValueError(f"{checkpoint_path(cfg.out)} is at step {first_step} already: to train on, "
