@@ -92,6 +92,15 @@ def test_the_stream_decoder_gives_a_character_split_over_tokens_whole():
     assert [chars.stream_decoder()(i) for i in chars.encode("abba")] == ["a", "b", "b", "a"]
 
 
+def test_token_labels_show_the_bytes_of_part_of_a_character():
+    from tinyllm.sample import token_label
+    tok = ByteLevelBPE.train("plain ascii text " * 20, 260)
+    first_byte_of_e_acute = tok.byte_ids[0xC3]
+    assert token_label(tok, first_byte_of_e_acute) == "b'\\xc3'"       # not '\ufffd'
+    assert token_label(tok, tok.encode(" text")[0]) == repr(tok.decode(tok.encode(" text")[:1]))
+    assert token_label(CharTokenizer("ab"), 1) == "'b'"
+
+
 def test_special_tokens(trained):
     eot = trained.special_tokens["<|endoftext|>"]
     assert eot == 511 and trained.vocab_size == 512

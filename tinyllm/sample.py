@@ -67,9 +67,18 @@ def top_next_tokens(model: GPT, ids: Sequence[int], k: int = 10) -> list[tuple[i
     return [(int(i), float(probs[i])) for i in order]
 
 
+def token_label(tokenizer, token: int) -> str:
+    """A token as a Python literal: its text, or its bytes when it holds only part of a
+    character (GPT-2 has tokens for single bytes of "é" or "€": as text each is just U+FFFD)."""
+    text = tokenizer.decode([token])
+    if "\ufffd" in text and hasattr(tokenizer, "decode_bytes"):
+        return repr(tokenizer.decode_bytes([token]))
+    return repr(text)
+
+
 def next_token_table(model: GPT, tokenizer, prompt: str, k: int = 10, bar_width: int = 40) -> str:
     """``top_next_tokens`` as text: one line per token, its probability and a bar of #."""
-    return "\n".join(f"  {tokenizer.decode([token])!r:>12} {prob:6.1%}  " + "#" * round(prob * bar_width)
+    return "\n".join(f"  {token_label(tokenizer, token):>12} {prob:6.1%}  " + "#" * round(prob * bar_width)
                      for token, prob in top_next_tokens(model, tokenizer.encode(prompt), k))
 
 
