@@ -65,14 +65,14 @@ def load_checkpoint(path, device: str | None = None) -> dict:
     either device, whichever it was written on. ``path`` may also be a GPT-2 download (see
     ``CHECKPOINT_HELP``): its model at step 0, with no optimizer state."""
     device = device or default_device()
-    gpt2 = None if checkpoint_path(path).is_file() else find_gpt2_download(path)
-    if gpt2 is not None:
+    if not checkpoint_path(path).is_file():
+        gpt2 = find_gpt2_download(path)
+        if gpt2 is None:
+            raise FileNotFoundError(f"no checkpoint at {checkpoint_path(path)}")
         model, tokenizer = load_gpt2(gpt2)
         return {"model": model.to(device), "tokenizer": tokenizer, "step": 0, "optimizer_state": None,
                 "meta": {"format": "huggingface-gpt2", "config": model.config.to_dict()}}
     path = checkpoint_path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}

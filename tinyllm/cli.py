@@ -237,9 +237,10 @@ def _eval(args: argparse.Namespace) -> int:
     model, tok = ckpt["model"], ckpt["tokenizer"]
     ids = encode_corpus(load_corpus(args.data), tok, cache=True)
     ids = (train_val_split(ids)["val"] if args.split == "val" else ids)[:args.max_tokens]
+    on_terminal = sys.stderr.isatty()   # progress only where a person watches
     report = lambda done, total: print(f"\r  scored {done:,}/{total:,} tokens", end="", file=sys.stderr, flush=True)
-    loss = text_loss(model, ids, progress=report if sys.stderr.isatty() else None)
-    if sys.stderr.isatty():
+    loss = text_loss(model, ids, progress=report if on_terminal else None)
+    if on_terminal:
         print("\r\x1b[K", end="", file=sys.stderr)            # clear the progress line
     characters = len(tok.decode(ids[1:]))                   # the text that was predicted
     print(f"{args.ckpt} on {args.data} ({args.split}): {len(ids) - 1:,} tokens predicted, {characters:,} characters")

@@ -49,11 +49,12 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     problem = f"{path} is not a readable safetensors file"
     size = path.stat().st_size
+    if size < 8:
+        raise ValueError(f"{problem}: {size} bytes, too short to hold a header")
     with open(path, "rb") as f:
         n = int.from_bytes(f.read(8), "little")
-        if size < 8 or n > size - 8:
-            raise ValueError(f"{problem}: {size} bytes, too short to hold a header" if size < 8 else
-                             f"{problem}: its header claims {n} bytes, the file has {size - 8} after the length")
+        if n > size - 8:
+            raise ValueError(f"{problem}: its header claims {n} bytes, the file has {size - 8} after the length")
         try:
             header = json.loads(f.read(n))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
