@@ -141,6 +141,12 @@ def test_integer_tensors_refuse_requires_grad():
         Tensor([1, 2, 3], requires_grad=True)
 
 
+@pytest.mark.parametrize("data", ["abc", [1 + 2j], [None, 1.0]])
+def test_data_that_is_not_numbers_is_refused(data):
+    with pytest.raises(TypeError, match="Tensor holds numbers"):
+        Tensor(data)
+
+
 def test_shape_errors_name_the_op_and_shapes():
     a, b = Tensor(np.ones((2, 3))), Tensor(np.ones((4, 5)))
     with pytest.raises(ValueError, match=r"matmul: \(2, 3\) @ \(4, 5\)"):

@@ -79,6 +79,7 @@ def test_top_k_top_p_and_temperature_on_hand_made_logits():
 @pytest.mark.parametrize("setting, value, rule", [
     ("batch_size", 0, "at least 1"), ("grad_accum", 0, "at least 1"), ("eval_iters", 0, "at least 1"),
     ("eval_interval", 0, "at least 1"), ("log_interval", 0, "at least 1"), ("sample_interval", 0, "at least 1"),
+    ("block_size", 0, "at least 1"), ("n_layer", 0, "at least 1"),
     ("max_iters", -1, "0 or more"), ("grad_clip", -1.0, "0 or more"), ("lr", 0.0, "positive"),
     ("beta2", 1.0, "in \\[0, 1\\)")])
 def test_settings_that_cannot_train_are_refused_by_name(setting, value, rule, tmp_path, capsys):

@@ -167,7 +167,7 @@ def _add_sample_command(commands) -> None:
     sample = commands.add_parser("sample", help="continue a prompt with a trained model, streaming the text",
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sample.add_argument("--ckpt", default="out", help=CHECKPOINT_HELP)
-    sample.add_argument("--prompt", default="\n", help="text to continue")
+    sample.add_argument("--prompt", default="\n", help="text to continue (default: %(default)r, a new line)")
     sample.add_argument("--max-new-tokens", type=int, default=300, help="how many tokens to generate")
     sample.add_argument("--temperature", type=float, default=0.8, help="below 1: safer; above 1: wilder")
     sample.add_argument("--top-k", type=int, default=None, help="sample only from the k likeliest tokens")

@@ -77,6 +77,8 @@ class Tensor:
             if device == "cpu" and is_cupy_array(data):
                 data = data.get()
         data = xp.asarray(data, dtype=dtype)
+        if data.dtype.kind not in "biuf":   # bool, int, unsigned, float: what gradients and ids are made of
+            raise TypeError(f"Tensor holds numbers (bool, integer or float), got {data.dtype} data")
         if dtype is None and data.dtype.kind == "f" and data.dtype != np.float32:
             data = data.astype(np.float32)
         self.data = data

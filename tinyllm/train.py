@@ -67,6 +67,9 @@ class TrainConfig:
         for name in ("batch_size", "grad_accum", "eval_iters", "eval_interval", "log_interval", "sample_interval"):
             if getattr(self, name) < 1:
                 refuse(name, "at least 1")
+        for name in ("n_layer", "n_head", "n_embd", "block_size"):      # None: the preset's
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                refuse(name, "at least 1")
         for name in ("max_iters", "warmup_iters", "sample_tokens", "min_lr", "weight_decay", "grad_clip"):
             if getattr(self, name) < 0:
                 refuse(name, "0 or more")
@@ -81,7 +84,7 @@ class TrainConfig:
         check_device(self.device)
 
     def model_config(self, vocab_size: int) -> GPTConfig:
-        overrides = {k: v for k in ("n_layer", "n_head", "n_embd", "block_size") if (v := getattr(self, k))}
+        overrides = {k: v for k in ("n_layer", "n_head", "n_embd", "block_size") if (v := getattr(self, k)) is not None}
         return GPTConfig.from_preset(self.preset, vocab_size=vocab_size, dropout=self.dropout, **overrides)
 
 
@@ -186,10 +189,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     elif cfg.init_from:
         ckpt = load_checkpoint(cfg.init_from, device=cfg.device)
         model, tokenizer = ckpt["model"], ckpt["tokenizer"]
-        if cfg.block_size and cfg.block_size > model.config.block_size:
+        if cfg.block_size is not None and cfg.block_size > model.config.block_size:
             raise ValueError(f"--block-size {cfg.block_size} is longer than the context of {cfg.init_from}'s "
                              f"model ({model.config.block_size} tokens): it can only be cropped")
-        if cfg.block_size:
+        if cfg.block_size is not None:
             model.crop_block_size(cfg.block_size)
         model.set_dropout(cfg.dropout)
         log(f"fine-tuning the model of {cfg.init_from} (step {ckpt['step']} there), with its tokenizer")
