@@ -13,17 +13,11 @@
 # Run it: `python lessons/01_numbers_with_gradients.py` (or open it as a notebook).
 
 # %%
-import os
-from pathlib import Path
-
-import matplotlib
-matplotlib.use("Agg")  # write PNG files; no window needed
+from shared import save_figure  # first: it sets matplotlib to write PNG files (lessons/figures/), no window
 import matplotlib.pyplot as plt
 
 from tinyllm import Tensor
-
-FIGURES = Path(os.environ.get("TINYLLM_FIGURES", Path(__file__).parent / "figures"))
-FIGURES.mkdir(parents=True, exist_ok=True)
+from tinyllm.plots import plot_graph
 
 # %% [markdown]
 # ## The slope, measured
@@ -50,9 +44,7 @@ plt.scatter([3], [f(3)], color="k", zorder=3)
 plt.ylim(-5, 70)
 plt.legend()
 plt.title("A derivative is the slope of the tangent")
-plt.tight_layout()
-plt.savefig(FIGURES / "01_tangent.png", dpi=100)
-print("saved", FIGURES / "01_tangent.png")
+save_figure(plt.gcf(), "01_tangent.png")
 
 # %% [markdown]
 # ## The chain rule, by hand
@@ -88,10 +80,25 @@ print(f"by hand:    L = {L}, dL/da = {dL_da}, dL/db = {dL_db}, dL/dc = {dL_dc}")
 a = Tensor(2.0, requires_grad=True)
 b = Tensor(-3.0, requires_grad=True)
 c = Tensor(10.0, requires_grad=True)
-L = (a * b + c) ** 2
-L.backward()
+e = a * b
+d = e + c
+L = d ** 2
+e.retain_grad(), d.retain_grad(), L.retain_grad()  # only leaves keep .grad unless asked (memory)
+L.backward(retain_graph=True)                      # and keep the record after the walk, to draw it
 print(f"by Tensor:  L = {L.item()}, dL/da = {a.grad.item()}, dL/db = {b.grad.item()}, dL/dc = {c.grad.item()}")
+print(f"            dL/dd = {d.grad.item()}, dL/de = {e.grad.item()}")
 assert (a.grad.item(), b.grad.item(), c.grad.item()) == (dL_da, dL_db, dL_dc)
+
+# %% [markdown]
+# ## The record, drawn
+# `plot_graph` draws what `L` remembers: a box per number with the op that made
+# it, its value and its gradient, and an arrow from each input to the op that
+# used it. Orange boxes are the inputs that asked for gradients; the grey one is
+# the constant exponent 2 of `d ** 2`. Read it right to left: every grad is the
+# grad of the box it feeds times a local slope, the walk we did by hand.
+
+# %%
+save_figure(plot_graph(L, {"a": a, "b": b, "c": c, "e": e, "d": d, "L": L}), "01_graph.png")
 
 # %% [markdown]
 # ## One step downhill

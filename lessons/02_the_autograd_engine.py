@@ -7,15 +7,13 @@
 # whether any backward formula is right.
 
 # %%
-import os
-
 import numpy as np
+from shared import FAST, save_figure
 
 from tinyllm import Tensor, functional as F
 from tinyllm.gradcheck import gradcheck
+from tinyllm.plots import plot_graph
 from tinyllm.tensor import sum_to_shape
-
-FAST = os.environ.get("TINYLLM_FAST") == "1"
 
 # %% [markdown]
 # ## The graph
@@ -37,6 +35,13 @@ def show(t, depth=0):
 
 
 show(y)
+
+# %% [markdown]
+# The same graph as a picture (lesson 01 drew one of single numbers): with arrays
+# each box shows its shape; `x` is grey, a constant that needs no gradient.
+
+# %%
+save_figure(plot_graph(y, {"x": x, "w": w, "b": b, "y": y}), "02_graph.png")
 
 # %% [markdown]
 # ## Topological order

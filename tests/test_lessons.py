@@ -1,5 +1,7 @@
-"""Every lesson runs end to end in its fast mode (TINYLLM_FAST=1), as a learner would run it."""
+"""Every lesson runs end to end in its fast mode (TINYLLM_FAST=1), as a learner would run it,
+and draws the figures lessons/README.md promises for it."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,8 @@ def test_lesson_runs(lesson, tmp_path):
     env = {**os.environ, "TINYLLM_FAST": "1", "TINYLLM_FIGURES": str(tmp_path), "MPLBACKEND": "Agg"}
     result = subprocess.run([sys.executable, str(lesson)], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    row = next(line for line in (lesson.parent / "README.md").read_text().splitlines() if f"`{lesson.name}`" in line)
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(re.findall(r"`(\d\d_\w+\.png)`", row))
 
 
 def test_the_thirteen_lessons_are_listed_in_the_readme():

@@ -1,4 +1,5 @@
-"""Pictures where a person would rather look than read numbers: loss curves and attention maps.
+"""Pictures where a person would rather look than read numbers: loss curves, attention maps
+and the graph of ops that ``backward`` walks.
 
 The figures are made with matplotlib's object API (``Figure``), not ``pyplot``: no
 window opens, no global backend is switched, and nothing is left open afterwards,
@@ -8,6 +9,7 @@ a display. matplotlib is imported only when a picture is drawn.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from typing import Sequence
 
 from .backend import to_numpy
@@ -65,4 +67,78 @@ def plot_attention_maps(maps: Sequence, tokens: Sequence[str] | None = None, tit
                 ax.set_ylabel(f"layer {layer}", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=9)
+    return fig
+
+
+GRAPH_COLOURS = {"output": "#bde0b8", "leaf": "#f6c89f", "constant": "#dddddd", "op": "#bcd4f0"}
+
+
+def plot_graph(output, names: dict | None = None, max_nodes: int = 60):
+    """The graph of ops that made ``output``, as ``backward`` walks it: returns the Figure.
+
+    One box per tensor, inputs on the left and ``output`` on the right, an arrow from each
+    input to the op that used it. A box shows the op that made the tensor ("leaf" for one
+    that requires grad, "constant" otherwise), its name from ``names`` ({"w": w, ...}), and
+    its value and ``.grad`` when it holds one number, else its shape. Ops record a graph only
+    when an input requires grad (and not under ``no_grad``). Draw it before ``backward()``,
+    or after ``backward(retain_graph=True)``: a plain backward frees the graph as it goes.
+    """
+    from matplotlib.figure import Figure
+    names = {id(t): name for name, t in (names or {}).items()}
+    nodes, stack = {}, [output]          # every tensor ``output`` depends on, by id
+    while stack:
+        t = stack.pop()
+        if id(t) not in nodes:
+            nodes[id(t)] = t
+            stack.extend(t._parents)
+    if any(not t.is_leaf and not t._parents for t in nodes.values()):   # an op's result, its inputs let go
+        raise ValueError("this graph was freed by backward(): draw it before, or after backward(retain_graph=True)")
+    if len(nodes) > max_nodes:
+        raise ValueError(f"the graph has {len(nodes)} tensors, more than max_nodes={max_nodes} can show legibly")
+
+    # Column: the longest path from an input, so every arrow points right; an input then
+    # moves right to sit just before its first consumer. Within a column, boxes sit near
+    # the mean height of the boxes they feed, which keeps arrows short.
+    column: dict[int, int] = {}
+    def column_of(t) -> int:
+        if id(t) not in column:
+            column[id(t)] = 1 + max((column_of(p) for p in t._parents), default=-1)
+        return column[id(t)]
+    column_of(output)
+    consumers: dict[int, list[int]] = {key: [] for key in nodes}
+    for key, t in nodes.items():
+        for p in t._parents:
+            consumers[id(p)].append(key)
+    for key, t in nodes.items():
+        if not t._parents and consumers[key]:
+            column[key] = min(column[c] for c in consumers[key]) - 1
+    row: dict[int, float] = {}
+    for col in range(column[id(output)], -1, -1):
+        here = [key for key in nodes if column[key] == col]
+        here.sort(key=lambda key: sum(row[c] for c in consumers[key]) / max(len(consumers[key]), 1))
+        for i, key in enumerate(here):
+            row[key] = i - (len(here) - 1) / 2
+
+    n_cols, n_rows = column[id(output)] + 1, max(Counter(column.values()).values())
+    fig = Figure(figsize=(1.2 + 2.2 * n_cols, 0.6 + 1.0 * n_rows))
+    ax = fig.subplots()
+    ax.set(xlim=(-0.6, n_cols - 0.4), ylim=(-n_rows / 2, n_rows / 2))
+    ax.axis("off")
+    boxes = {}
+    for key, t in nodes.items():
+        kind = t._op or ("leaf" if t.requires_grad else "constant")
+        lines = [f"{names[key]} = {kind}" if key in names else kind]
+        if t.size == 1:
+            lines.append(f"data {t.item():.4g}")
+            if t.grad is not None:
+                lines.append(f"grad {t.grad.item():.4g}")
+        else:
+            lines.append(f"shape {t.shape}")
+        colour = GRAPH_COLOURS["output" if t is output else kind if kind in GRAPH_COLOURS else "op"]
+        boxes[key] = ax.text(column[key], row[key], "\n".join(lines), ha="center", va="center", fontsize=8,
+                             family="monospace", bbox=dict(boxstyle="round", fc=colour, ec="#555555"))
+    for key, t in nodes.items():
+        for p in t._parents:   # from the input's right edge to the consumer's left edge
+            ax.annotate("", xy=(0, 0.5), xycoords=boxes[key], xytext=(1, 0.5), textcoords=boxes[id(p)],
+                        arrowprops=dict(arrowstyle="->", color="#555555"))
     return fig
