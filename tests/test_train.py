@@ -139,6 +139,23 @@ def test_batches_are_next_token_shifted():
         batches.get_batch("test", 4, np.random.default_rng(0))
 
 
+def test_accumulated_micro_batches_give_the_gradient_of_the_whole_batch():
+    import tinyllm
+    from tinyllm.model import GPT, GPTConfig
+    from tinyllm.train import accumulate_gradients
+    tinyllm.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, block_size=8, n_layer=1, n_head=2, n_embd=16)).to(dtype=np.float64)
+    batches = TokenBatches(np.random.default_rng(1).integers(0, 50, 500).astype(np.uint16), block_size=8)
+    grads = {}
+    for batch_size, grad_accum in [(6, 1), (3, 2), (1, 6)]:   # the same 6 sequences: one draw of 6 = 6 draws of 1
+        model.zero_grad()
+        accumulate_gradients(model, batches, batch_size, grad_accum, np.random.default_rng(2))
+        grads[grad_accum] = [p.grad.numpy() for p in model.parameters()]
+    for accumulated in (grads[2], grads[6]):
+        for whole, part in zip(grads[1], accumulated):
+            np.testing.assert_allclose(part, whole, rtol=1e-10, atol=1e-14)
+
+
 @pytest.mark.parametrize("top_k,temperature", [(1, 1.0), (None, 0.9)], ids=["greedy", "seeded-sampling"])
 def test_kv_cache_generation_equals_full_recompute(top_k, temperature):
     import tinyllm

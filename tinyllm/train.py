@@ -22,7 +22,7 @@ from .data import TokenBatches, encode_corpus, load_corpus, make_tokenizer
 from .model import GPT, GPTConfig
 from .plots import plot_losses
 from .sample import generate
-from .tensor import no_grad
+from .tensor import Tensor, no_grad
 from .tokenizer import CharTokenizer
 
 
@@ -107,6 +107,19 @@ def flops_per_token(config: GPTConfig, n_params: int) -> float:
     """Forward + backward FLOPs per token: 6 per parameter, plus attention's two T×T products
     (12·n_layer·n_embd·block_size; the PaLM paper's estimate, as in nanoGPT)."""
     return 6 * n_params + 12 * config.n_layer * config.n_embd * config.block_size
+
+
+def accumulate_gradients(model: GPT, batches: TokenBatches, batch_size: int, grad_accum: int,
+                         rng: np.random.Generator) -> Tensor:
+    """Forward and backward ``grad_accum`` random training batches of ``batch_size``, adding
+    their gradients into ``.grad``: the same gradient as one batch of ``grad_accum·batch_size``
+    sequences (the mean over all its tokens), in the memory of one micro-batch. Returns the
+    last micro-batch's loss, unread (reading it would wait for a GPU)."""
+    for _ in range(grad_accum):
+        x, y = batches.get_batch("train", batch_size, rng)
+        _, loss = model(x, y)
+        (loss * (1.0 / grad_accum)).backward()  # each micro-batch's mean counts 1/grad_accum of the whole
+    return loss
 
 
 @no_grad()
@@ -239,10 +252,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
         step_began = time.perf_counter()
         opt.lr = optim.cosine_lr(step, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
         opt.zero_grad()
-        for _ in range(cfg.grad_accum):
-            x, y = batches.get_batch("train", cfg.batch_size, rng)
-            _, loss = model(x, y)
-            (loss * (1.0 / cfg.grad_accum)).backward()  # gradients add up over the micro-batches
+        loss = accumulate_gradients(model, batches, cfg.batch_size, cfg.grad_accum, rng)
         norm = optim.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf)  # 0: measured, not clipped
         opt.step()
         if step % cfg.log_interval == 0:
