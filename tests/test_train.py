@@ -91,6 +91,22 @@ def test_settings_that_cannot_train_are_refused_by_name(setting, value, rule, tm
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # NumPy's overflow warnings on the way to nan
+@pytest.mark.parametrize("log_interval", [1, 100], ids=["seen-in-a-log-line", "seen-by-the-estimate"])
+def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(log_interval, tmp_path, capsys):
+    args = ["train", "--lr", "50", "--warmup-iters", "0", "--grad-clip", "0", "--n-layer", "1", "--batch-size", "2",
+            "--max-iters", "40", "--eval-interval", "20", "--log-interval", str(log_interval), "--out", str(tmp_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    step = int(re.search(r"training diverged at step (\d+): [a-z ]+ (nan|inf)\b", err).group(1))
+    assert 0 < step < 40 and f"still holds step {20 if step > 20 else 0}; try a lower --lr (this run's: 50), " \
+        "or clip gradients (--grad-clip 1)" in err
+    if log_interval == 100:                             # no log line between: the step-20 estimate catches it
+        assert "at step 20: train loss nan, val loss nan" in err
+    ckpt = load_checkpoint(tmp_path)                   # whole, and with the weights it had before
+    assert ckpt["step"] in (0, 20) and all(np.isfinite(p.numpy()).all() for p in ckpt["model"].parameters())
+
+
 def test_grad_clip_0_trains_unclipped(tmp_path):
     common = dict(max_iters=6, eval_interval=100, eval_iters=1, sample_interval=100, log_interval=1, n_layer=1,
                   batch_size=2, lr=1e-2, warmup_iters=0)

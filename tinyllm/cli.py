@@ -110,7 +110,8 @@ def _add_train_command(commands) -> None:
         "train", help="train a GPT on a corpus (default: char-level on pydoc, a few minutes on 2 cores)",
         description="Train a GPT. Prints a log line every --log-interval steps; every --eval-interval steps "
                     "estimates train/val loss, writes OUT/ckpt.npz and OUT/loss.png; samples every "
-                    "--sample-interval steps.",
+                    "--sample-interval steps. A loss or gradient that becomes nan or inf stops the run "
+                    "before it can overwrite the last checkpoint.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     helps = {"data": DATA_HELP,
              "data_sha256": "expected sha256 of a downloaded corpus (checked before use)",

@@ -3,7 +3,8 @@
 Every ``eval_interval`` steps: the mean loss on a few train and validation
 batches (``estimate_loss``), a checkpoint, and a refreshed loss-curve PNG beside
 it. Every ``sample_interval`` steps: a short sample, so you can watch gibberish
-turn into text.
+turn into text. A loss that turns nan or inf (a learning rate too high) stops the
+run at the next number it reads, before a checkpoint could keep broken weights.
 """
 from __future__ import annotations
 
@@ -174,6 +175,18 @@ def _check_same_architecture(saved: GPTConfig, asked_for: GPTConfig, out: str) -
         raise ValueError(f"cannot resume from {checkpoint_path(out)}: it holds another architecture ({what})")
 
 
+def _stop_if_diverged(cfg: TrainConfig, step: int, saved_step: int | None, values: dict[str, float]) -> None:
+    """Stop a run whose loss or gradient norm became inf or nan (most often: too high a learning
+    rate) before its next checkpoint overwrites the last good weights with broken ones."""
+    broken = ", ".join(f"{name} {value}" for name, value in values.items() if not math.isfinite(value))
+    if broken:
+        kept = "no checkpoint was written" if saved_step is None else \
+            f"{checkpoint_path(cfg.out)} still holds step {saved_step}"
+        clip = "" if cfg.grad_clip else ", or clip gradients (--grad-clip 1)"
+        raise RuntimeError(f"training diverged at step {step}: {broken}. {kept}; "
+                           f"try a lower --lr (this run's: {cfg.lr:g}){clip}")
+
+
 def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     """Run training as ``cfg`` says; returns the loss history. Checkpoints go to ``cfg.out``."""
     out = Path(cfg.out)
@@ -186,10 +199,11 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)  # batches and loss estimates; dropout uses backend.rng
     text = load_corpus(cfg.data, cfg.data_sha256)
-    first_step = 0
+    first_step, saved_step = 0, None
     if cfg.resume:
         ckpt = load_checkpoint(checkpoint_path(cfg.out), device=cfg.device)  # a tinyllm run only, not GPT-2
         model, tokenizer, first_step = ckpt["model"], ckpt["tokenizer"], ckpt["step"]
+        saved_step = first_step
         fine_tuned = cfg.init_from or ckpt["meta"].get("train_config", {}).get("init_from")
         if not fine_tuned:  # (a fine-tuned model's shape is its starting model's, not a preset's)
             _check_same_architecture(model.config, cfg.model_config(tokenizer.vocab_size), cfg.out)
@@ -234,12 +248,14 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
         # (a resumed run skips the evaluation its checkpoint was written after: it drew random batches)
         if (step % cfg.eval_interval == 0 or last) and not (cfg.resume and step == first_step):
             losses = estimate_loss(model, batches, cfg.batch_size, cfg.eval_iters, rng)
+            _stop_if_diverged(cfg, step, saved_step, {"train loss": losses["train"], "val loss": losses["val"]})
             history["eval_step"].append(step)
             history["train"].append(losses["train"])
             history["val"].append(losses["val"])
             log(f"step {step:5d} | eval: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
             random_states = {"batches": rng.bit_generator.state, "dropout": backend_rng(np).bit_generator.state}
             save_checkpoint(out, model, opt, tokenizer, step, {"train_config": asdict(cfg), "rng": random_states})
+            saved_step = step
             plot_losses(history, out / "loss.png")
         if step > first_step and (step % cfg.sample_interval == 0 or last):
             model.eval()
@@ -257,6 +273,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
         opt.step()
         if step % cfg.log_interval == 0:
             loss_value = loss.item()  # reading the loss waits for the device: only when logging
+            _stop_if_diverged(cfg, step, saved_step, {"loss": loss_value, "grad norm": float(norm)})
             seconds = time.perf_counter() - step_began
             tok_s = tokens_per_step / seconds
             mfu = flops_per_token(config, n_params) * tok_s / peak
