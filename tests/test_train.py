@@ -54,6 +54,10 @@ def test_sample_command_continues_a_prompt(trained_run, capsys):
     assert main(["sample", "--ckpt", str(out), "--prompt", "The ", "--max-new-tokens", "30", "--seed", "0"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("The ") and len(text) >= 4 + 30
+    assert main(["sample", "--ckpt", str(out), "--prompt", "The ", "--max-new-tokens", "30", "--seed", "0",
+                 "--num-samples", "3"]) == 0
+    first, second, third = capsys.readouterr().out.split("\n" + "-" * 40 + "\n")
+    assert first + "\n" == text and second.startswith("The ") and len({first, second, third}) == 3  # seeds 0, 1, 2
 
 
 def test_bad_checkpoints_are_named(tmp_path):
@@ -123,6 +127,7 @@ def test_sampling_settings_are_checked_before_any_output(trained_run, capsys):
     out, _ = trained_run
     for flag, value, message in [("--temperature", "0", "temperature must be positive, got 0.0"),
                                  ("--top-k", "0", "top_k must be at least 1"),
+                                 ("--num-samples", "0", "--num-samples must be at least 1"),
                                  ("--top-p", "0", "top_p must be in (0, 1]"),
                                  ("--top-p", "1.5", "top_p must be in (0, 1]"),
                                  ("--max-new-tokens", "-1", "max_new_tokens must be 0 or more, got -1")]:

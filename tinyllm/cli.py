@@ -173,7 +173,9 @@ def _add_sample_command(commands) -> None:
     sample.add_argument("--temperature", type=float, default=0.8, help="below 1: safer; above 1: wilder")
     sample.add_argument("--top-k", type=int, default=None, help="sample only from the k likeliest tokens")
     sample.add_argument("--top-p", type=float, default=None, help="sample only from the top-p probability mass")
-    sample.add_argument("--seed", type=int, default=None, help="seed of the random draws (None: new text each run)")
+    sample.add_argument("--num-samples", type=int, default=1, help="how many continuations, one after another")
+    sample.add_argument("--seed", type=int, default=None,
+                        help="seed of the random draws (sample i uses seed + i; None: new text each run)")
     sample.add_argument("--device", default=default_device(), help=CHECKPOINT_DEVICE_HELP)
     sample.set_defaults(run=_sample)
 
@@ -182,13 +184,20 @@ def _sample(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
     from .sample import check_sampling_settings, generate
     check_sampling_settings(args.temperature, args.top_k, args.top_p, args.max_new_tokens)  # before any output
+    if args.num_samples < 1:
+        raise ValueError(f"--num-samples must be at least 1, got {args.num_samples}")
     ckpt = load_checkpoint(args.ckpt, device=args.device)
     model, tok = ckpt["model"].eval(), ckpt["tokenizer"]
-    prompt, text_of = tok.encode(args.prompt), tok.stream_decoder()
-    print(args.prompt, end="", flush=True)
-    generate(model, prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed,
-             on_token=lambda t: print(text_of(t), end="", flush=True))
-    print()
+    prompt = tok.encode(args.prompt)
+    for i in range(args.num_samples):
+        if i:
+            print("-" * 40)
+        text_of = tok.stream_decoder()
+        print(args.prompt, end="", flush=True)
+        generate(model, prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p,
+                 None if args.seed is None else args.seed + i,
+                 on_token=lambda t: print(text_of(t), end="", flush=True))
+        print()
     return 0
 
 
