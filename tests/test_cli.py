@@ -40,6 +40,11 @@ def test_tokenizer_train_encode_decode(tmp_path, capsys):
     ids = [int(i) for i in ids_line.split("[")[1].rstrip("]").split(",")]
     assert main(["tokenizer", "decode", "--tokenizer", str(out), *map(str, ids)]) == 0
     assert capsys.readouterr().out == "the cat sat\n"
+    # "é" is two bytes the merges never joined: each piece shows its byte, not U+FFFD
+    assert main(["tokenizer", "encode", "--tokenizer", str(out), "--allowed-special", "all", "é<|endoftext|>"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "b'\\xc3'|b'\\xa9'|<|endoftext|>"
+    assert main(["tokenizer", "encode", "--tokenizer", str(out), "é<|endoftext|>"]) == 2
+    assert "(tinyllm tokenizer encode: --allowed-special all / none)" in capsys.readouterr().err
 
 
 def test_errors_are_one_clear_line(tmp_path, capsys):

@@ -78,11 +78,13 @@ def _tokenizer_train(args: argparse.Namespace) -> int:
 
 
 def _tokenizer_encode(args: argparse.Namespace) -> int:
+    from .sample import token_label
     from .tokenizer import load_tokenizer
     tok = load_tokenizer(args.tokenizer)
     ids = tok.encode(args.text, allowed_special=args.allowed_special) if hasattr(tok, "special_tokens") \
         else tok.encode(args.text)
-    pieces = [tok.decode([i]) for i in ids]
+    pieces = [tok.decode([i]) for i in ids]   # a token holding part of a character shows its bytes, b'\xc3'
+    pieces = [token_label(tok, i) if "\ufffd" in piece else piece for i, piece in zip(ids, pieces)]
     if sys.stdout.isatty():  # coloured pieces, one background colour after another
         colours = [41, 42, 43, 44, 45, 46]
         print("".join(f"\x1b[{colours[k % 6]};30m{p}\x1b[0m" for k, p in enumerate(pieces)))

@@ -132,7 +132,8 @@ class ByteLevelBPE(Tokenizer):
                 if s in text:
                     raise ValueError(f"text contains the special token {s!r}; pass allowed_special='all' "
                                      f"(or a set naming it) to encode it as a special token, or "
-                                     f"allowed_special='none' to encode it as plain text")
+                                     f"allowed_special='none' to encode it as plain text "
+                                     f"(tinyllm tokenizer encode: --allowed-special all / none)")
         ids: list[int] = []
         for piece in (_split_on(text, sorted(allowed)) if allowed else [text]):
             if piece in allowed:
