@@ -102,10 +102,45 @@ save_figure(fig, "09_loss_curve.png")
 # slower (pairs, then words). `tinyllm train` runs this loop for 1000 steps and ends
 # near 1.7; `bench/RESULTS.md` shows the 2000-step Shakespeare run.
 #
+# ## How big a step?
+# The learning rate is the one setting to try first. Here the same model starts from
+# the same weights and sees the same batches at four learning rates (constant, no
+# clipping). Too small: it learns, slowly. Too big: Adam's steps of about lr per
+# parameter overshoot, and the loss stalls high or blows up. `tinyllm train` stops a
+# run whose loss becomes nan or inf, before the checkpoint is overwritten.
+
+# %%
+sweep_steps = 20 if FAST else 100
+fig, ax = plt.subplots(figsize=(5, 3.5))
+top = 2 * np.log(tok.vocab_size)                    # twice the loss of guessing
+for lr in (1e-4, 1e-3, 1e-2, 1.0):
+    manual_seed(1337)
+    model = GPT(GPTConfig.from_preset("baby", vocab_size=tok.vocab_size, n_layer=2))
+    opt = optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.1)
+    rng = np.random.default_rng(0)                  # the same batches for every learning rate
+    curve = []
+    with np.errstate(all="ignore"):                 # lr = 1 overflows on its way up
+        for step in range(sweep_steps):
+            x, y = batches.get_batch("train", 12, rng)
+            _, loss = model(x, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            curve.append(loss.item())
+    print(f"lr {lr:g}: loss {curve[0]:.2f} -> {np.mean(curve[-10:]):.2f} (mean of the last 10 steps)")
+    off_the_plot = f" (up to {max(curve):.0f})" if max(curve) > top else ""
+    ax.plot(curve, label=f"lr {lr:g}{off_the_plot}")
+ax.set(xlabel="step", ylabel="loss (nats/char)", ylim=(0, top),
+       title="Four learning rates, the same start")
+ax.legend()
+save_figure(fig, "09_learning_rates.png")
+
+# %% [markdown]
 # ## What you now know
 # - AdamW normalises each gradient by its running size; decoupled decay shrinks matrices.
 # - Warmup then cosine decay; clipping caps the global gradient norm.
 # - The loop: batch → forward → loss → zero_grad → backward → clip → step → log.
+# - The learning rate is the first knob: too small crawls, too big stalls or explodes.
 #
 # **Exercises**: 9.1 the AdamW step, 9.2 `clip_grad_norm_`, 9.3 `cosine_lr`
 # (`tinyllm/optim.py`).
