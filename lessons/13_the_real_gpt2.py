@@ -136,5 +136,6 @@ else:
 # - The GPT you built in lessons 01–08 is GPT-2: with OpenAI's numbers in it, it writes
 #   English. `tinyllm train --init-from gpt2` fine-tunes it on your own text, and
 #   `tinyllm export` writes a model you trained as GPT-2's four files, for anyone's GPT-2 code.
+#   Lesson 14 shows what fine-tuning does, on the small model you trained.
 #
 # **Exercise**: 13.1 `gpt2_state_dict` (`tinyllm/pretrained.py`).
