@@ -119,7 +119,11 @@ def main() -> None:
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--profile", action="store_true", help="show where tinyllm's step spends its time")
     args = parser.parse_args()
-    cp = xp_for("cuda")
+    try:
+        cp = xp_for("cuda")
+    except RuntimeError as e:          # no CuPy, or no GPU: the error says which
+        print(f"bench/gpu.py: {e}", file=sys.stderr)
+        sys.exit(2)
     print(f"GPU: {cp.cuda.runtime.getDeviceProperties(0)['name'].decode()}, CuPy {cp.__version__}")
     if args.profile:
         for preset in args.presets.split(","):

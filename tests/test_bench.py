@@ -1,0 +1,61 @@
+"""The benchmark scripts run, at their smallest sizes, and print their tables.
+
+This times nothing (bench/RESULTS.md holds the measurements): it keeps the scripts
+from breaking between the sessions that run them for real.
+"""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def run_bench(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "corpus.txt"
+    path.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 300,
+                    encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("script, args, header", [
+    ("ops.py", ["--rows", "64", "--width", "32", "--repeats", "1"], "ratio"),
+    ("generate.py", ["--preset", "baby", "--tokens", "2"], "context"),
+    ("train_step.py", ["--steps", "1", "--presets", "baby"] + ([] if HAS_TORCH else ["--no-torch"]), "tokens/s"),
+    ("train_step.py", ["--steps", "1", "--presets", "baby", "--profile"], "backward"),
+])
+def test_a_bench_script_prints_its_table(script, args, header):
+    result = run_bench(script, *args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert header in result.stdout and "---" in result.stdout   # print_table's rule under the header
+
+
+def test_the_bpe_bench_trains_and_encodes(small_corpus):
+    result = run_bench("bpe.py", "--data", small_corpus, "--vocab-size", "280")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "tinyllm" in result.stdout and "train time ratio" in result.stdout
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="bench/recipe.py runs nanoGPT's loop in PyTorch beside tinyllm")
+def test_the_recipe_bench_runs_both_loops_in_lockstep(small_corpus):
+    result = run_bench("recipe.py", "--steps", "10", "--segment", "10", "--data", small_corpus)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "pytorch (nanoGPT loop)" in result.stdout and "tinyllm train" in result.stdout
+    assert "median ratio over 1 round(s)" in result.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed: the bench would run")
+def test_the_gpu_bench_without_cupy_says_so_in_one_line():
+    result = run_bench("gpu.py", "--steps", "1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == ("bench/gpu.py: device 'cuda' needs CuPy, which is not installed: "
+                                     "pip install cupy-cuda12x (CUDA 12) or cupy-cuda13x (CUDA 13)")
