@@ -189,6 +189,21 @@ def test_tinyllm_sample_and_predict_run_gpt2_from_its_directory(capsys):
     assert repr(tok.decode([greedy[4]])) in capsys.readouterr().out.splitlines()[1]   # the likeliest, first
 
 
+def test_endoftext_in_a_corpus_or_a_prompt_is_gpt2s_one_special_token(capsys):
+    from tinyllm.data import encode_corpus
+    tok = load_checkpoint(TINY_GPT2)["tokenizer"]
+    eot = tok.special_tokens["<|endoftext|>"]
+    ids = encode_corpus("the hat<|endoftext|>the tin", tok)      # documents joined as GPT-2's training data
+    assert ids.tolist() == tok.encode("the hat") + [eot] + tok.encode("the tin")
+    with pytest.raises(ValueError, match="contains the special token"):
+        tok.encode("the hat<|endoftext|>")                      # the API's default still refuses, as tiktoken's
+    assert main(["predict", "--ckpt", str(TINY_GPT2), "<|endoftext|>", "--top-k", "2"]) == 0   # start of a text
+    assert capsys.readouterr().out.startswith("after '<|endoftext|>' the model expects:")
+    assert main(["sample", "--ckpt", str(TINY_GPT2), "--prompt", "<|endoftext|>", "--max-new-tokens", "5",
+                 "--seed", "0"]) == 0
+    assert capsys.readouterr().out.startswith("<|endoftext|>")
+
+
 def test_crop_block_size_keeps_the_first_positions():
     model, _ = load_gpt2(TINY_GPT2)
     ids = REFERENCE["ids"][None, :8]

@@ -81,8 +81,7 @@ def _tokenizer_encode(args: argparse.Namespace) -> int:
     from .sample import token_label
     from .tokenizer import load_tokenizer
     tok = load_tokenizer(args.tokenizer)
-    ids = tok.encode(args.text, allowed_special=args.allowed_special) if hasattr(tok, "special_tokens") \
-        else tok.encode(args.text)
+    ids = tok.encode(args.text, allowed_special=args.allowed_special)
     pieces = [tok.decode([i]) for i in ids]   # a token holding part of a character shows its bytes, b'\xc3'
     pieces = [token_label(tok, i) if "\ufffd" in piece else piece for i, piece in zip(ids, pieces)]
     if sys.stdout.isatty():  # coloured pieces, one background colour after another
@@ -170,7 +169,8 @@ def _add_sample_command(commands) -> None:
     sample = commands.add_parser("sample", help="continue a prompt with a trained model, streaming the text",
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sample.add_argument("--ckpt", default="out", help=CHECKPOINT_HELP)
-    sample.add_argument("--prompt", default="\n", help="text to continue (default: %(default)r, a new line)")
+    sample.add_argument("--prompt", default="\n", help="text to continue (default: %(default)r, a new line; for GPT-2, "
+                        "'<|endoftext|>' is the start of a new text)")
     sample.add_argument("--max-new-tokens", type=int, default=300, help="how many tokens to generate")
     sample.add_argument("--temperature", type=float, default=0.8, help="below 1: safer; above 1: wilder")
     sample.add_argument("--top-k", type=int, default=None, help="sample only from the k likeliest tokens")
@@ -190,7 +190,7 @@ def _sample(args: argparse.Namespace) -> int:
         raise ValueError(f"--num-samples must be at least 1, got {args.num_samples}")
     ckpt = load_checkpoint(args.ckpt, device=args.device)
     model, tok = ckpt["model"].eval(), ckpt["tokenizer"]
-    prompt = tok.encode(args.prompt)
+    prompt = tok.encode(args.prompt, allowed_special="all")  # "<|endoftext|>" starts a new document
     for i in range(args.num_samples):
         if i:
             print("-" * 40)

@@ -110,6 +110,7 @@ def make_tokenizer(kind: str, text: str, vocab_size: int = 512, verbose: bool = 
 
 def encode_corpus(text: str, tokenizer: Tokenizer, dtype=None, cache: bool = False) -> np.ndarray:
     """All of ``text`` as one array of ids: uint16 when every id fits (half the memory), else uint32.
+    A special token's string in the text (GPT-2's ``<|endoftext|>``) becomes its one id.
 
     With ``cache`` the array is saved as ``.npy`` under ``cache_dir()/tokens``, keyed by a
     hash of the text and the tokenizer, and read back instead of encoding again next time.
@@ -118,8 +119,8 @@ def encode_corpus(text: str, tokenizer: Tokenizer, dtype=None, cache: bool = Fal
     if tokenizer.vocab_size - 1 > np.iinfo(dtype).max:
         raise ValueError(f"a vocabulary of {tokenizer.vocab_size:,} tokens does not fit {dtype.name} "
                          f"(largest id {np.iinfo(dtype).max:,}): use uint32")
-    if not cache:
-        return np.array(tokenizer.encode(text), dtype=dtype)
+    if not cache:   # a "<|endoftext|>" in a corpus separates documents, as in GPT-2's training data
+        return np.array(tokenizer.encode(text, allowed_special="all"), dtype=dtype)
     key = hashlib.sha256(json.dumps(tokenizer.to_dict(), sort_keys=True).encode() + b"\0" + text.encode())
     path = cache_dir() / "tokens" / f"{key.hexdigest()[:24]}-{dtype.name}.npy"
     try:

@@ -16,7 +16,9 @@ from ..files import write_atomically
 class Tokenizer:
     """The shared interface: ``encode``, ``decode``, ``vocab_size``, ``save``, ``load``."""
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, allowed_special: str | set = "none_raise") -> list[int]:
+        """Text -> ids. ``allowed_special`` says what to do with special-token strings such as
+        ``"<|endoftext|>"`` in ``text``, for a tokenizer that has special tokens (see ByteLevelBPE)."""
         raise NotImplementedError
 
     def decode(self, ids) -> str:

@@ -24,7 +24,9 @@ class CharTokenizer(Tokenizer):
     def vocab_size(self) -> int:
         return len(self.chars)
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, allowed_special: str | set = "none_raise") -> list[int]:
+        """Text -> ids, one per character. (No special tokens here: ``allowed_special`` is
+        accepted so that every tokenizer encodes with the same call.)"""
         check_text(text)
         try:
             return [self.index[c] for c in text]
