@@ -85,6 +85,7 @@ def xp_for(device: str) -> ModuleType:
 
 
 def is_cupy_array(array) -> bool:
+    """Whether ``array`` is a CuPy array (on the GPU)."""
     # Looking at the type's module avoids importing CuPy just to ask.
     return type(array).__module__.startswith("cupy")
 

@@ -26,6 +26,7 @@ DATA_HELP = "'pydoc' (ships with Python), a UTF-8 text file, or an http(s) URL (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``tinyllm`` argument parser, with a subcommand per job."""
     parser = argparse.ArgumentParser(
         prog="tinyllm",
         description="tinyllm: build, train and sample a GPT written from scratch in NumPy.",
@@ -341,6 +342,7 @@ def _exercises_hint(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``tinyllm ARGV``; returns the exit status (2, with one line on stderr, for bad input)."""
     try:
         parser = build_parser()  # reads TINYLLM_DEVICE, the default of --device
         args = parser.parse_args(argv)

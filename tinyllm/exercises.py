@@ -170,8 +170,9 @@ def init(dest: str | Path) -> list[Exercise]:
     if dest.exists() and any(dest.iterdir()):
         raise ValueError(f"{dest} exists and is not empty: choose a new directory")
     exercises = find_exercises(root)
-    # (test_exercises.py tests this machinery on the reference; it has no place in a learner's copy)
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "figures", "test_exercises.py")
+    # (test_exercises.py tests this machinery on the reference, test_bench.py runs bench/, which
+    # the copy leaves out: neither has a place in a learner's copy)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "figures", "test_exercises.py", "test_bench.py")
     for name in PROJECT_FILES:
         source = root / name
         if source.is_dir():

@@ -51,6 +51,7 @@ class GPTConfig:
         return replace(PRESETS[name], **overrides)
 
     def to_dict(self) -> dict:
+        """The fields as a plain dict (saved in checkpoints; ``GPTConfig(**d)`` makes it again)."""
         return asdict(self)
 
 
@@ -235,6 +236,7 @@ class GPT(Module):
                 module.p = p
 
     def num_parameters(self) -> int:
+        """How many numbers the model learns (the tied embedding counted once)."""
         return sum(p.size for p in self.parameters())
 
     @no_grad()

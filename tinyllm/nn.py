@@ -37,6 +37,7 @@ class Module:
 
     # --- walking the tree ---------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        """(attribute name, module) for each module held directly by this one."""
         for name, value in vars(self).items():
             if isinstance(value, Module):
                 yield name, value
@@ -63,6 +64,7 @@ class Module:
                 yield from value._all_named_parameters(prefix + name + ".")
 
     def parameters(self) -> Iterator[Parameter]:
+        """Every parameter of this module and those below it, each once (what an optimizer takes)."""
         return (p for _, p in self.named_parameters())
 
     # --- modes and gradients ------------------------------------------------
@@ -73,6 +75,7 @@ class Module:
         return self
 
     def eval(self) -> "Module":
+        """Evaluation mode: dropout off. Returns the module, for ``model.eval()(ids)``."""
         return self.train(False)
 
     def zero_grad(self) -> None:
@@ -134,6 +137,7 @@ class ModuleList(Module):
             self.append(m)
 
     def append(self, module: Module) -> None:
+        """Add ``module`` at the end, under the name of its index."""
         setattr(self, str(self._length), module)
         self._length += 1
 
@@ -215,6 +219,8 @@ class LayerNorm(Module):
 
 
 class Dropout(Module):
+    """In training, zero each value with probability ``p`` and scale the rest by 1/(1-p)."""
+
     def __init__(self, p: float = 0.5):
         self.p = p
 
@@ -226,5 +232,7 @@ class Dropout(Module):
 
 
 class GELU(Module):
+    """The Gaussian error linear unit, GPT-2's activation (tanh approximation)."""
+
     def forward(self, x: Tensor) -> Tensor:
         return F.gelu(x)

@@ -87,6 +87,7 @@ class Optimizer:
         return self._scratch_buffers[name]
 
     def zero_grad(self) -> None:
+        """Forget every parameter's gradient (set it to None), before the next backward."""
         for p in self.params:
             p.grad = None
 
@@ -103,6 +104,7 @@ class Optimizer:
                           for name, buf in self.state.items()}}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` saved, checking it fits these parameters first."""
         for name, buffers in state["state"].items():
             if name not in self.state_names or len(buffers) != len(self.params):
                 raise ValueError(f"optimizer state {name!r} does not match this optimizer's "
@@ -130,6 +132,7 @@ class SGD(Optimizer):
         self.momentum = momentum
 
     def step(self) -> None:
+        """Move every parameter against its gradient (with momentum, if set)."""
         self.steps += 1
         g = self.flat_grad()  # (all parameters,) like self.flat
         # BEGIN EXERCISE 3.2: SGD with momentum: v = μ·v + g, then p -= lr·v
@@ -164,6 +167,7 @@ class AdamW(Optimizer):
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
 
     def step(self) -> None:
+        """One AdamW update of every parameter from its ``.grad``, at the current ``self.lr``."""
         self.steps += 1
         b1, b2 = self.betas
         bias1, bias2 = 1 - b1 ** self.steps, 1 - b2 ** self.steps  # undo the zero start of m and v

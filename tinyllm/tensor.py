@@ -38,6 +38,7 @@ def no_grad() -> Iterator[None]:
 
 
 def is_grad_enabled() -> bool:
+    """False inside ``no_grad()``: ops then record no graph."""
     return _grad_enabled
 
 

@@ -85,6 +85,7 @@ class TrainConfig:
         check_device(self.device)
 
     def model_config(self, vocab_size: int) -> GPTConfig:
+        """The preset's shape with this run's overrides, for a tokenizer of ``vocab_size``."""
         overrides = {k: v for k in ("n_layer", "n_head", "n_embd", "block_size") if (v := getattr(self, k)) is not None}
         return GPTConfig.from_preset(self.preset, vocab_size=vocab_size, dropout=self.dropout, **overrides)
 

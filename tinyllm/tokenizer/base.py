@@ -22,6 +22,7 @@ class Tokenizer:
         raise NotImplementedError
 
     def decode(self, ids) -> str:
+        """Ids -> text."""
         raise NotImplementedError
 
     def stream_decoder(self) -> Callable[[int], str]:
@@ -38,6 +39,7 @@ class Tokenizer:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Tokenizer":
+        """The tokenizer ``to_dict`` described."""
         raise NotImplementedError
 
     def save(self, path: str | os.PathLike) -> None:
@@ -47,6 +49,7 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Tokenizer":
+        """Read a file ``save`` wrote; it must hold this kind of tokenizer."""
         tok = load_tokenizer(path)
         if not isinstance(tok, cls):
             raise ValueError(f"{path} holds a {type(tok).__name__}, not a {cls.__name__}")
