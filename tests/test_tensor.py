@@ -157,6 +157,13 @@ def test_shape_errors_name_the_op_and_shapes():
         Tensor(np.ones((2, 3, 4))) @ Tensor(np.ones((5, 4, 2)))
     with pytest.raises(ValueError, match=r"reshape: cannot view \(2, 3\)"):
         a.reshape(4, 2)
+    from tinyllm import concat, split
+    for bad_axis in (lambda: a.transpose(0, 2), lambda: a.permute(0, 5), lambda: a.sum(axis=-3),
+                     lambda: concat([a, a], axis=2), lambda: split(a, 1, axis=2)):
+        with pytest.raises(ValueError, match=r"axis -?\d is out of range for a tensor with 2 dimensions"):
+            bad_axis()
+    with pytest.raises(ValueError, match=r"permute: \(1, 1\) is not an ordering of the 2 axes"):
+        a.permute(1, 1)
 
 
 def test_sum_to_shape_undoes_broadcasting():

@@ -11,7 +11,8 @@ from ..tensor import Tensor, from_op
 Axis = int | tuple[int, ...] | None
 
 
-def _normalize_axes(axis: Axis, ndim: int) -> tuple[int, ...]:
+def normalize_axes(axis: Axis, ndim: int) -> tuple[int, ...]:
+    """Axes as non-negative numbers (-1 is the last); None is all of them. Out of range: an error."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
@@ -29,7 +30,7 @@ def _expand_like(g, axes: tuple[int, ...], keepdims: bool, shape: tuple[int, ...
 
 
 def sum(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    axes = _normalize_axes(axis, a.ndim)
+    axes = normalize_axes(axis, a.ndim)
     xp = array_module(a.data)
 
     def backward(g):  # every input contributed with slope 1: copy g back over the summed axes
@@ -40,7 +41,7 @@ def sum(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 
 def mean(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    axes = _normalize_axes(axis, a.ndim)
+    axes = normalize_axes(axis, a.ndim)
     xp = array_module(a.data)
     count = 1
     for ax in axes:
@@ -52,7 +53,7 @@ def mean(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 
 def max(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    axes = _normalize_axes(axis, a.ndim)
+    axes = normalize_axes(axis, a.ndim)
     out = a.data.max(axis=axes, keepdims=True)
 
     def backward(g):

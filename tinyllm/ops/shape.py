@@ -12,6 +12,7 @@ import numpy as np
 
 from ..backend import array_module, scatter_add
 from ..tensor import Tensor, as_tensors, from_op, from_op_outputs
+from .reduce import normalize_axes
 
 
 def reshape(a: Tensor, *shape) -> Tensor:
@@ -27,15 +28,16 @@ def reshape(a: Tensor, *shape) -> Tensor:
 def permute(a: Tensor, *dims) -> Tensor:
     """Reorder the axes: output axis i is input axis ``dims[i]``."""
     dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-    if sorted(d % a.ndim for d in dims) != list(range(a.ndim)):
+    if sorted(normalize_axes(dims, a.ndim)) != list(range(a.ndim)):
         raise ValueError(f"permute: {dims} is not an ordering of the {a.ndim} axes of {a.shape}")
-    inverse = tuple(int(i) for i in np.argsort([d % a.ndim for d in dims]))
+    inverse = tuple(int(i) for i in np.argsort(normalize_axes(dims, a.ndim)))
     # The backward undoes the reordering with the inverse permutation.
     return from_op(a.data.transpose(dims), (a,), lambda g: (g.transpose(inverse),), "permute")
 
 
 def transpose(a: Tensor, dim0: int = -2, dim1: int = -1) -> Tensor:
     """Swap two axes (by default the last two, as a matrix transpose)."""
+    dim0, dim1 = normalize_axes((dim0, dim1), a.ndim)
     dims = list(range(a.ndim))
     dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
     return permute(a, dims)
@@ -80,6 +82,7 @@ def getitem(a: Tensor, index) -> Tensor:
 def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis (``torch.cat``)."""
     tensors = as_tensors("concat", *tensors)
+    axis, = normalize_axes(axis, tensors[0].ndim)
     xp = array_module(tensors[0].data)
     try:
         out = xp.concatenate([t.data for t in tensors], axis=axis)
@@ -95,6 +98,7 @@ def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 
 def split(a: Tensor, split_size_or_sections: int | Sequence[int], axis: int = 0) -> tuple[Tensor, ...]:
     """Cut ``a`` along ``axis`` into pieces of one size (the last may be shorter), or of the listed sizes."""
+    axis, = normalize_axes(axis, a.ndim)
     n = a.shape[axis]
     if isinstance(split_size_or_sections, int):
         sizes = [split_size_or_sections] * (n // split_size_or_sections)
