@@ -85,12 +85,9 @@ def plot_graph(output, names: dict | None = None, max_nodes: int = 60):
     """
     from matplotlib.figure import Figure
     names = {id(t): name for name, t in (names or {}).items()}
-    nodes, stack = {}, [output]          # every tensor ``output`` depends on, by id
-    while stack:
-        t = stack.pop()
-        if id(t) not in nodes:
-            nodes[id(t)] = t
-            stack.extend(t._parents)
+    order = output._topological_order()          # what backward visits, every input before its uses
+    nodes = {id(t): t for t in order}
+    nodes.update({id(p): p for t in order for p in t._parents})   # and the constants, which it skips
     if any(not t.is_leaf and not t._parents for t in nodes.values()):   # an op's result, its inputs let go
         raise ValueError("this graph was freed by backward(): draw it before, or after backward(retain_graph=True)")
     if len(nodes) > max_nodes:
@@ -98,13 +95,10 @@ def plot_graph(output, names: dict | None = None, max_nodes: int = 60):
 
     # Column: the longest path from an input, so every arrow points right; an input then
     # moves right to sit just before its first consumer. Within a column, boxes sit near
-    # the mean height of the boxes they feed, which keeps arrows short.
-    column: dict[int, int] = {}
-    def column_of(t) -> int:
-        if id(t) not in column:
-            column[id(t)] = 1 + max((column_of(p) for p in t._parents), default=-1)
-        return column[id(t)]
-    column_of(output)
+    # the mean height of the boxes they feed, which keeps arrows short (ops above inputs on a tie).
+    column = {key: 0 for key in nodes}
+    for t in order:
+        column[id(t)] = 1 + max((column[id(p)] for p in t._parents), default=-1)
     consumers: dict[int, list[int]] = {key: [] for key in nodes}
     for key, t in nodes.items():
         for p in t._parents:
@@ -115,7 +109,8 @@ def plot_graph(output, names: dict | None = None, max_nodes: int = 60):
     row: dict[int, float] = {}
     for col in range(column[id(output)], -1, -1):
         here = [key for key in nodes if column[key] == col]
-        here.sort(key=lambda key: sum(row[c] for c in consumers[key]) / max(len(consumers[key]), 1))
+        here.sort(key=lambda key: (sum(row[c] for c in consumers[key]) / max(len(consumers[key]), 1),
+                                   bool(nodes[key]._op)))
         for i, key in enumerate(here):
             row[key] = i - (len(here) - 1) / 2
 
