@@ -127,7 +127,9 @@ print(tok.decode(generate(model, prompt, 120 if not FAST else 30, temperature=0.
 # %% [markdown]
 # ## From the command line
 # `tinyllm train --init-from` does all of this for any checkpoint, keeping its model
-# and tokenizer (write the code to a file first):
+# and its tokenizer. Write the code to a file first, keeping only the characters the
+# tokenizer knows as `source_code` does (a character model cannot encode any others;
+# GPT-2's byte-level BPE encodes any text):
 #
 #     tinyllm train --init-from out --data code.txt --lr 3e-4 --min-lr 3e-4 --warmup-iters 0 \
 #         --max-iters 200 --out out/code

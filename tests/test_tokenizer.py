@@ -170,6 +170,10 @@ def test_char_tokenizer():
     assert tok.decode(tok.encode("hello")) == "hello"
     with pytest.raises(ValueError, match=r"character 'Z' \(U\+005A\) is not in this tokenizer's vocabulary"):
         tok.encode("Zoo")
+    with pytest.raises(ValueError, match=r"^characters 'Z' \(U\+005A\), '!' \(U\+0021\) are not in this "):
+        tok.encode("hello Z! Z")                            # every unknown character, the most frequent first
+    with pytest.raises(ValueError, match=r"'2' \(U\+0032\) and 7 more are not"):
+        tok.encode("ABCDEFG0123456789")                     # ten named, the rest counted
     with pytest.raises(ValueError, match="token id 8 is not in the vocabulary"):
         tok.decode([8])
     with pytest.raises(ValueError, match="empty text"):

@@ -308,6 +308,11 @@ def test_unknown_prompt_character_and_missing_cupy_are_one_line(trained_run, cap
     out, _ = trained_run
     assert main(["sample", "--ckpt", str(out), "--prompt", "snow ☃"]) == 2
     assert "'☃' (U+2603) is not in this tokenizer's vocabulary" in capsys.readouterr().err
+    snowy = out / "snowy.txt"
+    snowy.write_text("Let it snow ☃. " * 200, encoding="utf-8")
+    assert main(["train", "--init-from", str(out), "--data", str(snowy), "--out", str(out / "snowy")]) == 2
+    assert f"--init-from keeps the tokenizer of {out}, which cannot encode {snowy}: remove those characters" \
+        in capsys.readouterr().err
     assert main(["train", "--tf32", "--out", str(out / "tf32")]) == 2
     assert "--tf32 is a GPU setting: use it with --device cuda" in capsys.readouterr().err
     try:

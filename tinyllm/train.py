@@ -228,7 +228,14 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
         tokenizer = make_tokenizer(cfg.tokenizer, text, cfg.vocab_size, verbose=True)
         model = GPT(cfg.model_config(tokenizer.vocab_size)).to(cfg.device)
     config = model.config
-    ids = encode_corpus(text, tokenizer, cache=True)
+    try:
+        ids = encode_corpus(text, tokenizer, cache=True)
+    except ValueError as e:
+        if not cfg.init_from:
+            raise
+        raise ValueError(f"{e}. --init-from keeps the tokenizer of {cfg.init_from}, which cannot encode "
+                         f"{cfg.data}: remove those characters from it, or fine-tune a model with a byte-level "
+                         "BPE tokenizer (GPT-2's encodes any text)") from None
     batches = TokenBatches(ids, config.block_size, device=cfg.device)
     opt = optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
     if cfg.resume:

@@ -1,6 +1,8 @@
 """The simplest tokenizer: one id per character, as nanoGPT's shakespeare_char."""
 from __future__ import annotations
 
+from collections import Counter
+
 from .base import Tokenizer, check_text
 
 
@@ -30,10 +32,13 @@ class CharTokenizer(Tokenizer):
         check_text(text)
         try:
             return [self.index[c] for c in text]
-        except KeyError as e:
-            c = e.args[0]
-            raise ValueError(f"character {c!r} (U+{ord(c):04X}) is not in this tokenizer's vocabulary of "
-                             f"{len(self.chars)} characters; it never occurred in the training text") from None
+        except KeyError:
+            unknown = [c for c, _ in Counter(c for c in text if c not in self.index).most_common()]
+            named = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in unknown[:10])
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            what = f"character {named} is" if len(unknown) == 1 else f"characters {named}{more} are"
+            raise ValueError(f"{what} not in this tokenizer's vocabulary of {len(self.chars)} characters, "
+                             f"which holds those of its training text") from None
 
     def decode(self, ids) -> str:
         ids = [int(i) for i in ids]
