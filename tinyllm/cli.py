@@ -19,6 +19,7 @@ import sys
 
 from .backend import default_device
 from .checkpoint import CHECKPOINT_HELP
+from .exercises import add_exercise_commands
 
 DEVICE_HELP = "cpu or cuda (cuda needs CuPy: see the README); the default is TINYLLM_DEVICE when set"
 CHECKPOINT_DEVICE_HELP = DEVICE_HELP + "; a checkpoint written on either device loads on either"
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_command(commands)
     _add_export_command(commands)
     _add_tokenizer_commands(commands)
-    _add_exercise_commands(commands)
+    add_exercise_commands(commands)
     return parser
 
 
@@ -281,63 +282,6 @@ def _export(args: argparse.Namespace) -> int:
     directory = save_gpt2(ckpt["model"], ckpt["tokenizer"], args.out)
     print(f"wrote {directory}/: config.json, model.safetensors, vocab.json, merges.txt "
           f"(step {ckpt['step']} of {args.ckpt})")
-    return 0
-
-
-def _add_exercise_commands(commands) -> None:
-    ex = commands.add_parser("exercises", help="write the package yourself: blanked copies, hints, checks",
-                             description="Exercises are regions of tinyllm's own code. 'init' writes a copy of "
-                                         "the project with each blanked; solve them in lesson order and 'check' "
-                                         "each one. list/check/hint act on the project tinyllm is imported from "
-                                         "(run them inside your copy, after 'pip install -e .' there).")
-    sub = ex.add_subparsers(dest="exercise_command", metavar="ACTION", required=True)
-    init = sub.add_parser("init", help="write a learner's copy of the project with every exercise blanked")
-    init.add_argument("dir", help="a new (or empty) directory")
-    init.set_defaults(run=_exercises_init)
-    sub.add_parser("list", help="every exercise, its file and its status").set_defaults(run=_exercises_list)
-    check = sub.add_parser("check", help="run the tests of one exercise (or of all, in order)")
-    check.add_argument("id", nargs="?", help="e.g. 2.3; all exercises when left out")
-    check.set_defaults(run=_exercises_check)
-    hint = sub.add_parser("hint", help="a longer hint for one exercise")
-    hint.add_argument("id", help="an exercise, e.g. 2.3 ('tinyllm exercises list' shows them all)")
-    hint.set_defaults(run=_exercises_hint)
-
-
-def _exercises_init(args: argparse.Namespace) -> int:
-    from .exercises import init
-    exercises = init(args.dir)
-    print(f"wrote {args.dir} with {len(exercises)} exercises blanked. Next:\n"
-          f"  cd {args.dir} && pip install -e '.[test]' && tinyllm exercises list")
-    return 0
-
-
-def _exercises_list(args: argparse.Namespace) -> int:
-    from .exercises import find_exercises, project_root, status
-    root = project_root()
-    for e in find_exercises(root):
-        print(f"{e.id:>5}  {status(e, root):7}  {str(e.file) + ':' + str(e.begin + 2):32}  {e.title}")
-    return 0
-
-
-def _exercises_check(args: argparse.Namespace) -> int:
-    from .exercises import find_exercises, lookup, project_root, run_tests
-    root = project_root()
-    for e in [lookup(args.id, root)] if args.id else find_exercises(root):
-        result = run_tests(e, root)
-        if result.returncode == 0:
-            print(f"exercise {e.id} passed ({e.title})")
-            continue
-        failed = [line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
-        print(f"exercise {e.id} not yet: {len(failed)} test(s) fail\n  " + "\n  ".join(failed or
-              result.stdout.splitlines()[-5:]) + f"\nrun: python -m pytest {' '.join(repr(t) for t in e.tests)}")
-        return 1
-    return 0
-
-
-def _exercises_hint(args: argparse.Namespace) -> int:
-    from .exercises import lookup
-    e = lookup(args.id)
-    print(f"Exercise {e.id}: {e.title}\n  in {e.file}\n\n{e.hint}")
     return 0
 
 

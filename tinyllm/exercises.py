@@ -9,10 +9,12 @@ Solution regions in the package are fenced by two comments:
 ``tinyllm exercises init DIR`` copies the project with every region replaced by
 ``raise NotImplementedError("Exercise 2.3: ...")``; the learner fills them in, in
 lesson order (each one's tests need only the exercises before it), and
-``tinyllm exercises check 2.3`` runs the tests that cover it.
+``tinyllm exercises check 2.3`` runs the tests that cover it. That command (init,
+list, check, hint) is written at the end of this file.
 """
 from __future__ import annotations
 
+import argparse
 import re
 import shutil
 import subprocess
@@ -130,6 +132,7 @@ class Exercise:
 
 
 def project_root() -> Path:
+    """The project folder that holds the tinyllm package being run (and its tests/)."""
     return Path(__file__).resolve().parents[1]
 
 
@@ -197,7 +200,63 @@ def run_tests(exercise: Exercise, root: Path, quiet: bool = True) -> subprocess.
 
 
 def lookup(exercise_id: str, root: Path | None = None) -> Exercise:
+    """The exercise with this id ("2.3"), or an error that says where to find the ids."""
     for e in find_exercises(root):
         if e.id == exercise_id:
             return e
     raise ValueError(f"no exercise {exercise_id!r}: 'tinyllm exercises list' shows them all")
+
+
+# --- the command line: tinyllm exercises init | list | check | hint ---------------------
+def add_exercise_commands(commands) -> None:
+    """The ``tinyllm exercises`` subcommands: init, list, check, hint (``commands``: argparse's subparsers)."""
+    ex = commands.add_parser("exercises", help="write the package yourself: blanked copies, hints, checks",
+                             description="Exercises are regions of tinyllm's own code. 'init' writes a copy of "
+                                         "the project with each blanked; solve them in lesson order and 'check' "
+                                         "each one. list/check/hint act on the project tinyllm is imported from "
+                                         "(run them inside your copy, after 'pip install -e .' there).")
+    sub = ex.add_subparsers(dest="exercise_command", metavar="ACTION", required=True)
+    init_parser = sub.add_parser("init", help="write a learner's copy of the project with every exercise blanked")
+    init_parser.add_argument("dir", help="a new (or empty) directory")
+    init_parser.set_defaults(run=_init_command)
+    sub.add_parser("list", help="every exercise, its file and its status").set_defaults(run=_list_command)
+    check_parser = sub.add_parser("check", help="run the tests of one exercise (or of all, in order)")
+    check_parser.add_argument("id", nargs="?", help="e.g. 2.3; all exercises when left out")
+    check_parser.set_defaults(run=_check_command)
+    hint_parser = sub.add_parser("hint", help="a longer hint for one exercise")
+    hint_parser.add_argument("id", help="an exercise, e.g. 2.3 ('tinyllm exercises list' shows them all)")
+    hint_parser.set_defaults(run=_hint_command)
+
+
+def _init_command(args: argparse.Namespace) -> int:
+    exercises = init(args.dir)
+    print(f"wrote {args.dir} with {len(exercises)} exercises blanked. Next:\n"
+          f"  cd {args.dir} && pip install -e '.[test]' && tinyllm exercises list")
+    return 0
+
+
+def _list_command(args: argparse.Namespace) -> int:
+    root = project_root()
+    for e in find_exercises(root):
+        print(f"{e.id:>5}  {status(e, root):7}  {str(e.file) + ':' + str(e.begin + 2):32}  {e.title}")
+    return 0
+
+
+def _check_command(args: argparse.Namespace) -> int:
+    root = project_root()
+    for e in [lookup(args.id, root)] if args.id else find_exercises(root):
+        result = run_tests(e, root)
+        if result.returncode == 0:
+            print(f"exercise {e.id} passed ({e.title})")
+            continue
+        failed = [line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+        print(f"exercise {e.id} not yet: {len(failed)} test(s) fail\n  " + "\n  ".join(failed or
+              result.stdout.splitlines()[-5:]) + f"\nrun: python -m pytest {' '.join(repr(t) for t in e.tests)}")
+        return 1
+    return 0
+
+
+def _hint_command(args: argparse.Namespace) -> int:
+    e = lookup(args.id)
+    print(f"Exercise {e.id}: {e.title}\n  in {e.file}\n\n{e.hint}")
+    return 0
