@@ -74,6 +74,24 @@ print(f"on pydoc text: {len(sample) / len(bpe.encode(sample)):.2f} characters pe
 assert bpe.decode(bpe.encode(sentence)) == sentence  # nothing lost: bytes can spell anything
 
 # %% [markdown]
+# ## Special tokens
+# GPT-2 learned from documents joined end to end with `<|endoftext|>` between them:
+# one extra id after the merges, a token no text spells by accident. Encoding a corpus
+# turns that string into the one id (`allowed_special="all"`, what `tinyllm train`
+# does). Text from elsewhere is refused by default, so that a user's prompt cannot
+# slip in a control token unnoticed; `allowed_special="none"` spells it as plain text.
+
+# %%
+with_eot = ByteLevelBPE(bpe.merges, special_tokens={"<|endoftext|>": bpe.vocab_size})
+documents = "The end.<|endoftext|>A new start."
+print("as a special token:", with_eot.encode(documents, allowed_special="all"))
+print("spelled out:       ", with_eot.encode(documents, allowed_special="none"))
+try:
+    with_eot.encode(documents)
+except ValueError as e:
+    print("by default:         refused:", str(e).split(";")[0])
+
+# %% [markdown]
 # ## GPT-2's released tokenizer
 # GPT-2 is code plus parameters, and its tokenizer is part of the parameters: 50,000
 # merges learned from web text, published as `encoder.json` and `vocab.bpe`. tinyllm
@@ -97,6 +115,8 @@ else:
 #   the merges in the order they were learned.
 # - A tokenizer is trained once and frozen with the model: GPT-2's ids only mean
 #   something to GPT-2.
+# - Special tokens such as `<|endoftext|>` are ids outside the merges; a corpus uses
+#   them, a user's text must ask to.
 #
 # **Exercises**: 5.1 `merge_pair`, 5.2 the incremental pair-count update in
 # `train_merges` (both in `tinyllm/tokenizer/train_bpe.py`).
