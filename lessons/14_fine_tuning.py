@@ -114,8 +114,8 @@ save_figure(fig, "14_fine_tuning.png")
 # Three things to read off the picture:
 # - **Transfer.** The fine-tuned model starts where the new model is still trying to
 #   get to, and it stays ahead: spelling and words carry over from docs to code.
-# - **Adaptation.** Its loss on the new kind of text falls within a few dozen steps:
-#   indentation, `self.`, `return`, colons at the ends of lines.
+# - **Adaptation.** Its loss on the new kind of text falls within a few dozen steps;
+#   its sample below has taken on the shapes of code (indentation, `self.`, brackets).
 # - **Forgetting.** Its loss on the docs rises: the weights now serve the new text.
 #   ("Catastrophic forgetting"; mixing some of the old text into the batches, or a
 #   smaller learning rate, keeps more of the old.)
