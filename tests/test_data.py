@@ -64,6 +64,16 @@ def test_a_bad_download_leaves_nothing_behind(server):
     assert list((cache_dir() / "downloads").glob("*")) == []
 
 
+def test_a_bpe_made_for_documents_joined_by_endoftext_keeps_it_one_token():
+    from tinyllm.data import make_tokenizer
+    corpus = "the first document.<|endoftext|>the second one.<|endoftext|>" * 20
+    tok = make_tokenizer("bpe", corpus, vocab_size=280)
+    assert tok.special_tokens == {"<|endoftext|>": 279} and len(tok.merges) == 280 - 256 - 1
+    ids = encode_corpus(corpus, tok).tolist()
+    assert ids.count(279) == 40 and tok.decode(ids) == corpus
+    assert make_tokenizer("bpe", "no separators here " * 20, vocab_size=280).special_tokens == {}
+
+
 def test_encoded_corpus_is_cached_as_npy():
     tok = CharTokenizer.train(TEXT)
     ids = encode_corpus(TEXT, tok, cache=True)

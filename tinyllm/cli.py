@@ -118,7 +118,8 @@ def _add_train_command(commands) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     helps = {"data": DATA_HELP,
              "data_sha256": "expected sha256 of a downloaded corpus (checked before use)",
-             "tokenizer": "'char', 'bpe' (trained on the corpus) or a tokenizer JSON file",
+             "tokenizer": "'char', 'bpe' (trained on the corpus; '<|endoftext|>' in it stays one token) "
+                          "or a tokenizer JSON file",
              "vocab_size": "vocabulary size of a new BPE tokenizer",
              "preset": "model shape: baby, char-small, gpt2, gpt2-medium, gpt2-large, gpt2-xl",
              "device": DEVICE_HELP,

@@ -23,7 +23,7 @@ import numpy as np
 
 from .backend import device_of, to_device
 from .files import write_atomically
-from .tokenizer import ByteLevelBPE, CharTokenizer, Tokenizer, load_tokenizer
+from .tokenizer import END_OF_TEXT, ByteLevelBPE, CharTokenizer, Tokenizer, load_tokenizer
 
 
 def cache_dir() -> Path:
@@ -100,11 +100,13 @@ def load_corpus(name_or_path: str, sha256: str | None = None) -> str:
 
 def make_tokenizer(kind: str, text: str, vocab_size: int = 512, verbose: bool = False) -> Tokenizer:
     """``"char"``: one id per character of ``text``; ``"bpe"``: byte-level BPE trained on
-    ``text`` to ``vocab_size``; anything else: a saved tokenizer file."""
+    ``text`` to ``vocab_size`` (with ``<|endoftext|>`` as a special token when the text
+    separates documents with it); anything else: a saved tokenizer file."""
     if kind == "char":
         return CharTokenizer.train(text)
     if kind == "bpe":
-        return ByteLevelBPE.train(text, vocab_size, verbose=verbose)
+        special = [END_OF_TEXT] if END_OF_TEXT in text else []
+        return ByteLevelBPE.train(text, vocab_size, special_tokens=special, verbose=verbose)
     return load_tokenizer(kind)
 
 
@@ -119,7 +121,7 @@ def encode_corpus(text: str, tokenizer: Tokenizer, dtype=None, cache: bool = Fal
     if tokenizer.vocab_size - 1 > np.iinfo(dtype).max:
         raise ValueError(f"a vocabulary of {tokenizer.vocab_size:,} tokens does not fit {dtype.name} "
                          f"(largest id {np.iinfo(dtype).max:,}): use uint32")
-    if not cache:   # a "<|endoftext|>" in a corpus separates documents, as in GPT-2's training data
+    if not cache:   # an END_OF_TEXT in a corpus separates documents, as in GPT-2's training data
         return np.array(tokenizer.encode(text, allowed_special="all"), dtype=dtype)
     key = hashlib.sha256(json.dumps(tokenizer.to_dict(), sort_keys=True).encode() + b"\0" + text.encode())
     path = cache_dir() / "tokens" / f"{key.hexdigest()[:24]}-{dtype.name}.npy"

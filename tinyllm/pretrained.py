@@ -27,7 +27,7 @@ from .backend import to_numpy
 from .files import write_atomically
 from .model import GPT, GPTConfig
 from .nn import skip_init
-from .tokenizer import ByteLevelBPE
+from .tokenizer import END_OF_TEXT, ByteLevelBPE
 
 # safetensors' dtype names -> NumPy's (little-endian, as the format stores them). BF16 has no
 # NumPy type: its 16 bits are the high half of a float32, so it is read as uint16 and widened.
@@ -195,7 +195,7 @@ def save_gpt2(model: GPT, tokenizer: ByteLevelBPE, directory: str | os.PathLike)
     if tokenizer.vocab_size != c.vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens and the model {c.vocab_size}")
     directory = Path(directory)
-    end_of_text = tokenizer.special_tokens.get("<|endoftext|>")
+    end_of_text = tokenizer.special_tokens.get(END_OF_TEXT)
     config = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": c.vocab_size,
               "n_positions": c.block_size, "n_embd": c.n_embd, "n_layer": c.n_layer, "n_head": c.n_head,
               "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5, "tie_word_embeddings": True,

@@ -27,6 +27,7 @@ from .train_bpe import MergeProgress, count_words, merge_pair, train_merges
 
 # GPT-2's pre-tokenizer: contractions, letters, numbers, other symbols (each with an
 # optional leading space), and whitespace (a run keeps its last space for the next word).
+END_OF_TEXT = "<|endoftext|>"   # GPT-2's special token between documents
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 
