@@ -74,6 +74,8 @@ def load_checkpoint(path, device: str | None = None) -> dict:
                 "meta": {"format": "huggingface-gpt2", "config": model.config.to_dict()}}
     path = checkpoint_path(path)
     try:
+        if not zipfile.is_zipfile(path):   # (np.load would guess at a pickle, and suggest allowing one)
+            raise ValueError("not an .npz file, which is a zip archive")
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
         meta = json.loads(str(arrays.pop("meta")))
