@@ -1,7 +1,7 @@
 """The base model dreams: long samples from nothing, at several temperatures.
 
     tinyllm train                       # once: a checkpoint in out/
-    python examples/dream.py
+    python examples/dream.py            # or --ckpt gpt2 (the README's "OpenAI's GPT-2")
 
 A base model has only learned what documents look like, so given no prompt it
 writes one. Temperature divides the logits before the softmax: below 1 the
@@ -18,6 +18,7 @@ import numpy as np
 from tinyllm.checkpoint import CHECKPOINT_HELP, load_checkpoint
 from tinyllm.functional import log_softmax
 from tinyllm.sample import generate
+from tinyllm.tokenizer import END_OF_TEXT
 from tinyllm.tensor import no_grad
 
 FAST = os.environ.get("TINYLLM_FAST") == "1"
@@ -45,7 +46,9 @@ def main() -> None:
 
     ckpt = load_checkpoint(args.ckpt)
     model, tok = ckpt["model"].eval(), ckpt["tokenizer"]
-    start = tok.encode("\n")  # a document boundary: the model starts a fresh text
+    # A document boundary, so the model starts a fresh text: GPT-2's <|endoftext|>, else a new line
+    special = getattr(tok, "special_tokens", {})
+    start = [special[END_OF_TEXT]] if END_OF_TEXT in special else tok.encode("\n")
     for t in args.temperatures:
         ids = generate(model, start, args.tokens, temperature=t, seed=args.seed)
         nats = nats_per_token(model, ids)
