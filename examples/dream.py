@@ -17,8 +17,7 @@ import numpy as np
 
 from tinyllm.checkpoint import CHECKPOINT_HELP, load_checkpoint
 from tinyllm.functional import log_softmax
-from tinyllm.sample import generate
-from tinyllm.tokenizer import END_OF_TEXT
+from tinyllm.sample import document_start, generate
 from tinyllm.tensor import no_grad
 
 FAST = os.environ.get("TINYLLM_FAST") == "1"
@@ -46,9 +45,7 @@ def main() -> None:
 
     ckpt = load_checkpoint(args.ckpt)
     model, tok = ckpt["model"].eval(), ckpt["tokenizer"]
-    # A document boundary, so the model starts a fresh text: GPT-2's <|endoftext|>, else a new line
-    special = getattr(tok, "special_tokens", {})
-    start = [special[END_OF_TEXT]] if END_OF_TEXT in special else tok.encode("\n")
+    start = document_start(tok)  # a document boundary (GPT-2's <|endoftext|>): the model starts a fresh text
     for t in args.temperatures:
         ids = generate(model, start, args.tokens, temperature=t, seed=args.seed)
         nats = nats_per_token(model, ids)

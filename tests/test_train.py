@@ -68,6 +68,15 @@ def test_bad_checkpoints_are_named(tmp_path):
         load_checkpoint(tmp_path)
 
 
+def test_a_fresh_text_starts_at_the_document_boundary():
+    from tinyllm.sample import document_start
+    from tinyllm.tokenizer import ByteLevelBPE, CharTokenizer
+    assert document_start(CharTokenizer("\nab")) == [0] and document_start(CharTokenizer("ab\n")) == [2]
+    assert document_start(CharTokenizer("xyz")) == [0]                  # no new line: the first character
+    bpe = ByteLevelBPE([], special_tokens={"<|endoftext|>": 256})
+    assert document_start(bpe) == [256] and document_start(ByteLevelBPE([])) == [10]   # b"\n"
+
+
 def test_top_k_top_p_and_temperature_on_hand_made_logits():
     logits = np.log(np.array([0.5, 0.25, 0.15, 0.1]))
     np.testing.assert_allclose(next_token_probs(logits), [0.5, 0.25, 0.15, 0.1])

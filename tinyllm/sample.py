@@ -14,6 +14,7 @@ import numpy as np
 from .backend import to_numpy
 from .model import GPT
 from .tensor import no_grad
+from .tokenizer import END_OF_TEXT, CharTokenizer
 
 
 def check_sampling_settings(temperature: float, top_k: int | None = None, top_p: float | None = None,
@@ -65,6 +66,17 @@ def top_next_tokens(model: GPT, ids: Sequence[int], k: int = 10) -> list[tuple[i
     probs = next_token_probs(to_numpy(logits.data[0, -1]))
     order = np.argsort(-probs, kind="stable")[:k]
     return [(int(i), float(probs[i])) for i in order]
+
+
+def document_start(tokenizer) -> list[int]:
+    """Where a model starts a fresh text: GPT-2's ``<|endoftext|>`` (its document boundary)
+    when the tokenizer has one, else a new line (or, for characters without one, the first)."""
+    special = getattr(tokenizer, "special_tokens", {})
+    if END_OF_TEXT in special:
+        return [special[END_OF_TEXT]]
+    if isinstance(tokenizer, CharTokenizer) and "\n" not in tokenizer.index:
+        return [0]
+    return tokenizer.encode("\n")
 
 
 def token_label(tokenizer, token: int) -> str:

@@ -22,9 +22,8 @@ from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from .data import TokenBatches, encode_corpus, load_corpus, make_tokenizer
 from .model import GPT, GPTConfig
 from .plots import plot_losses
-from .sample import generate
+from .sample import document_start, generate
 from .tensor import Tensor, no_grad
-from .tokenizer import CharTokenizer
 
 
 @dataclass
@@ -249,7 +248,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
         f"{tokens_per_step:,} tokens per step on {cfg.device}")
     out.mkdir(parents=True, exist_ok=True)
     history = {"step": [], "loss": [], "eval_step": [], "train": [], "val": []}
-    prompt = tokenizer.encode(text[:1]) if isinstance(tokenizer, CharTokenizer) else tokenizer.encode("\n")
+    prompt = document_start(tokenizer)   # the samples shown start a fresh text
 
     for step in range(first_step, cfg.max_iters + 1):
         last = step == cfg.max_iters
