@@ -28,8 +28,16 @@ def test_the_log_shows_progress_and_samples(trained_run):
     _, history = trained_run
     text = "\n".join(history["log"])
     assert "step    40 | loss" in text and "tokens/s" in text and "MFU" in text
+    step_0, step_40 = (next(line for line in history["log"] if line.startswith(f"step {s:5d} | loss")) for s in (0, 40))
+    assert re.search(r"\| MFU \d+%$", step_0) and re.search(r"\| (\d+h)?(\d+m)?\d+s? left$", step_40)  # time left
+
     assert text.count("---- sample ----") == 1  # at step 120 (sample_interval), the last step
     assert "step   120 | eval" in text
+
+
+def test_durations_read_as_a_person_would_say_them():
+    from tinyllm.train import _duration
+    assert [_duration(s) for s in (3.2, 59.6, 185, 3599, 7500)] == ["3s", "1m00s", "3m05s", "59m59s", "2h05m"]
 
 
 def test_validation_loss_falls_far_below_chance(trained_run):

@@ -175,6 +175,12 @@ def _check_same_architecture(saved: GPTConfig, asked_for: GPTConfig, out: str) -
         raise ValueError(f"cannot resume from {checkpoint_path(out)}: it holds another architecture ({what})")
 
 
+def _duration(seconds: float) -> str:
+    """3 s -> "3s", 185 s -> "3m05s", 7500 s -> "2h05m"."""
+    s = round(seconds)
+    return f"{s}s" if s < 60 else f"{s // 60}m{s % 60:02d}s" if s < 3600 else f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
 def _stop_if_diverged(cfg: TrainConfig, step: int, saved_step: int | None, values: dict[str, float]) -> None:
     """Stop a run whose loss or gradient norm became inf or nan (most often: too high a learning
     rate) before its next checkpoint overwrites the last good weights with broken ones."""
@@ -278,6 +284,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
         loss = accumulate_gradients(model, batches, cfg.batch_size, cfg.grad_accum, rng)
         norm = optim.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf)  # 0: measured, not clipped
         opt.step()
+        if step == first_step:
+            began = time.perf_counter()   # the clock for the time left: after the first step's warm-up
         if step % cfg.log_interval == 0:
             loss_value = loss.item()  # reading the loss waits for the device: only when logging
             _stop_if_diverged(cfg, step, saved_step, {"loss": loss_value, "grad norm": float(norm)})
@@ -286,7 +294,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
             mfu = flops_per_token(config, n_params) * tok_s / peak
             history["step"].append(step)
             history["loss"].append(loss_value)
+            # time left: the mean time of a step since the first (evaluations included) × the steps to come
+            left = (time.perf_counter() - began) / max(step - first_step, 1) * (cfg.max_iters - step - 1)
             log(f"step {step:5d} | loss {loss_value:.4f} | lr {opt.lr:.2e} | grad norm {float(norm):.3f} | "
-                f"{seconds * 1e3:6.1f} ms/step | {tok_s:8,.0f} tokens/s | MFU {mfu:.0%}")
+                f"{seconds * 1e3:6.1f} ms/step | {tok_s:8,.0f} tokens/s | MFU {mfu:.0%}"
+                + (f" | {_duration(left)} left" if step > first_step else ""))
     log(f"checkpoint: {checkpoint_path(out)}   loss curve: {out / 'loss.png'}")
     return history
