@@ -33,6 +33,7 @@ def test_the_log_shows_progress_and_samples(trained_run):
 
     assert text.count("---- sample ----") == 1  # at step 120 (sample_interval), the last step
     assert "step   120 | eval" in text
+    assert re.search(r"^trained 120 steps in (\d+m)?\d+s; checkpoint: ", history["log"][-1])
 
 
 def test_durations_read_as_a_person_would_say_them():

@@ -202,6 +202,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
         if cfg.device != "cuda":
             raise ValueError("--tf32 is a GPU setting: use it with --device cuda")
         set_tf32(True)
+    started = time.perf_counter()
     manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)  # batches and loss estimates; dropout uses backend.rng
     text = load_corpus(cfg.data, cfg.data_sha256)
@@ -299,5 +300,6 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
             log(f"step {step:5d} | loss {loss_value:.4f} | lr {opt.lr:.2e} | grad norm {float(norm):.3f} | "
                 f"{seconds * 1e3:6.1f} ms/step | {tok_s:8,.0f} tokens/s | MFU {mfu:.0%}"
                 + (f" | {_duration(left)} left" if step > first_step else ""))
-    log(f"checkpoint: {checkpoint_path(out)}   loss curve: {out / 'loss.png'}")
+    log(f"trained {cfg.max_iters - first_step} steps in {_duration(time.perf_counter() - started)}; "
+        f"checkpoint: {checkpoint_path(out)}   loss curve: {out / 'loss.png'}")
     return history
