@@ -202,6 +202,10 @@ def test_endoftext_in_a_corpus_or_a_prompt_is_gpt2s_one_special_token(capsys):
     assert main(["sample", "--ckpt", str(TINY_GPT2), "--prompt", "<|endoftext|>", "--max-new-tokens", "5",
                  "--seed", "0"]) == 0
     assert capsys.readouterr().out.startswith("<|endoftext|>")
+    from tinyllm.sample import generate
+    fresh = generate(load_checkpoint(TINY_GPT2)["model"], [eot], 6, top_k=1)[1:]
+    assert main(["sample", "--ckpt", str(TINY_GPT2), "--max-new-tokens", "6", "--top-k", "1"]) == 0
+    assert capsys.readouterr().out == tok.decode(fresh) + "\n"    # no prompt: a fresh text, after <|endoftext|>
 
 
 def test_crop_block_size_keeps_the_first_positions():

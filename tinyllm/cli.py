@@ -172,8 +172,8 @@ def _add_sample_command(commands) -> None:
     sample = commands.add_parser("sample", help="continue a prompt with a trained model, streaming the text",
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sample.add_argument("--ckpt", default="out", help=CHECKPOINT_HELP)
-    sample.add_argument("--prompt", default="\n", help="text to continue (default: %(default)r, a new line; for GPT-2, "
-                        "'<|endoftext|>' is the start of a new text)")
+    sample.add_argument("--prompt", default="", help="text to continue (default: %(default)r, a fresh text: after "
+                        "GPT-2's '<|endoftext|>', or else after a new line)")
     sample.add_argument("--max-new-tokens", type=int, default=300, help="how many tokens to generate")
     sample.add_argument("--temperature", type=float, default=0.8, help="below 1: safer; above 1: wilder")
     sample.add_argument("--top-k", type=int, default=None, help="sample only from the k likeliest tokens")
@@ -187,13 +187,16 @@ def _add_sample_command(commands) -> None:
 
 def _sample(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
-    from .sample import check_sampling_settings, generate
+    from .sample import check_sampling_settings, document_start, generate
     check_sampling_settings(args.temperature, args.top_k, args.top_p, args.max_new_tokens)  # before any output
     if args.num_samples < 1:
         raise ValueError(f"--num-samples must be at least 1, got {args.num_samples}")
     ckpt = load_checkpoint(args.ckpt, device=args.device)
     model, tok = ckpt["model"].eval(), ckpt["tokenizer"]
-    prompt = tok.encode(args.prompt, allowed_special="all")  # "<|endoftext|>" starts a new document
+    if not args.prompt:
+        prompt = document_start(tok)
+    else:  # "<|endoftext|>" in a prompt is GPT-2's boundary between documents
+        prompt = tok.encode(args.prompt, allowed_special="all")
     for i in range(args.num_samples):
         if i:
             print("-" * 40)
