@@ -198,7 +198,11 @@ def test_endoftext_in_a_corpus_or_a_prompt_is_gpt2s_one_special_token(capsys):
     with pytest.raises(ValueError, match="contains the special token"):
         tok.encode("the hat<|endoftext|>")                      # the API's default still refuses, as tiktoken's
     assert main(["predict", "--ckpt", str(TINY_GPT2), "<|endoftext|>", "--top-k", "2"]) == 0   # start of a text
-    assert capsys.readouterr().out.startswith("after '<|endoftext|>' the model expects:")
+    after_eot = capsys.readouterr().out
+    assert after_eot.startswith("after '<|endoftext|>' the model expects:")
+    assert main(["predict", "--ckpt", str(TINY_GPT2), "", "--top-k", "2"]) == 0               # the same, asked plainly
+    fresh = capsys.readouterr().out
+    assert fresh.startswith("at the start of a fresh text") and fresh.splitlines()[1:] == after_eot.splitlines()[1:]
     assert main(["sample", "--ckpt", str(TINY_GPT2), "--prompt", "<|endoftext|>", "--max-new-tokens", "5",
                  "--seed", "0"]) == 0
     assert capsys.readouterr().out.startswith("<|endoftext|>")

@@ -212,7 +212,8 @@ def _sample(args: argparse.Namespace) -> int:
 def _add_predict_command(commands) -> None:
     predict = commands.add_parser("predict", help="show the likeliest next tokens after a prompt, with probabilities",
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    predict.add_argument("prompt", help="text whose next token the model predicts")
+    predict.add_argument("prompt", help="text whose next token the model predicts "
+                                        "('': the first token of a fresh text)")
     predict.add_argument("--ckpt", default="out", help=CHECKPOINT_HELP)
     predict.add_argument("--top-k", type=int, default=10, help="how many tokens to list")
     predict.add_argument("--device", default=default_device(), help=CHECKPOINT_DEVICE_HELP)
@@ -224,7 +225,9 @@ def _predict(args: argparse.Namespace) -> int:
     from .sample import next_token_table
     ckpt = load_checkpoint(args.ckpt, device=args.device)
     table = next_token_table(ckpt["model"].eval(), ckpt["tokenizer"], args.prompt, args.top_k)
-    print(f"after {args.prompt!r} the model expects:\n{table}")
+    print(f"after {args.prompt!r} the model expects:" if args.prompt else
+          "at the start of a fresh text the model expects:")
+    print(table)
     return 0
 
 

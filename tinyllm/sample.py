@@ -89,9 +89,11 @@ def token_label(tokenizer, token: int) -> str:
 
 
 def next_token_table(model: GPT, tokenizer, prompt: str, k: int = 10, bar_width: int = 40) -> str:
-    """``top_next_tokens`` as text: one line per token, its probability and a bar of #."""
+    """``top_next_tokens`` as text: one line per token, its probability and a bar of #.
+    An empty prompt asks for the first token of a fresh text (see ``document_start``)."""
+    ids = tokenizer.encode(prompt, allowed_special="all") if prompt else document_start(tokenizer)
     return "\n".join(f"  {token_label(tokenizer, token):>12} {prob:6.1%}  " + "#" * round(prob * bar_width)
-                     for token, prob in top_next_tokens(model, tokenizer.encode(prompt, allowed_special="all"), k))
+                     for token, prob in top_next_tokens(model, ids, k))
 
 
 @no_grad()
