@@ -116,6 +116,7 @@ print(f"after one step against the gradient: L = {((a * b + c) ** 2).item():.3f}
 # - A derivative is a slope; you can measure it with a small nudge.
 # - The chain rule multiplies local slopes along the path from output to input.
 # - `Tensor(..., requires_grad=True)` records the computation; `.backward()` fills `.grad`.
+# - The record is a graph of ops (`plot_graph` draws it); backward walks it from the output.
 #
 # **Exercises** (`tinyllm exercises init DIR` makes your copy; `tinyllm exercises hint 1.1`):
 # 1.1 the topological order in `Tensor._topological_order` (`tinyllm/tensor.py`),
