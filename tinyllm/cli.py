@@ -80,12 +80,12 @@ def _tokenizer_train(args: argparse.Namespace) -> int:
 
 
 def _tokenizer_encode(args: argparse.Namespace) -> int:
-    from .sample import token_label
+    from .sample import token_piece
     from .tokenizer import load_tokenizer
     tok = load_tokenizer(args.tokenizer)
     ids = tok.encode(args.text, allowed_special=args.allowed_special)
-    pieces = [tok.decode([i]) for i in ids]   # a token holding part of a character shows its bytes, b'\xc3'
-    pieces = [token_label(tok, i) if "\ufffd" in piece else piece for i, piece in zip(ids, pieces)]
+    pieces = [token_piece(tok, i) for i in ids]   # a token holding part of a character: its bytes, b'\xc3'
+    pieces = [piece if isinstance(piece, str) else repr(piece) for piece in pieces]
     if sys.stdout.isatty():  # coloured pieces, one background colour after another
         colours = [41, 42, 43, 44, 45, 46]
         print("".join(f"\x1b[{colours[k % 6]};30m{p}\x1b[0m" for k, p in enumerate(pieces)))

@@ -79,13 +79,18 @@ def document_start(tokenizer) -> list[int]:
     return tokenizer.encode("\n")
 
 
-def token_label(tokenizer, token: int) -> str:
-    """A token as a Python literal: its text, or its bytes when it holds only part of a
-    character (GPT-2 has tokens for single bytes of "é" or "€": as text each is just U+FFFD)."""
+def token_piece(tokenizer, token: int) -> str | bytes:
+    """A token's text, or its bytes when it holds only part of a character (GPT-2 has
+    tokens for single bytes of "é" or "€": as text each would be just U+FFFD)."""
     text = tokenizer.decode([token])
     if "\ufffd" in text and hasattr(tokenizer, "decode_bytes"):
-        return repr(tokenizer.decode_bytes([token]))
-    return repr(text)
+        return tokenizer.decode_bytes([token])
+    return text
+
+
+def token_label(tokenizer, token: int) -> str:
+    """``token_piece`` as a Python literal: 'the' or b'\\xc3'."""
+    return repr(token_piece(tokenizer, token))
 
 
 def next_token_table(model: GPT, tokenizer, prompt: str, k: int = 10, bar_width: int = 40) -> str:
