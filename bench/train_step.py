@@ -104,18 +104,24 @@ def peak_rss_mb(impl: str, preset: str, steps: int = 5) -> float:
 def qualified_names() -> dict[tuple[str, int], str]:
     """(file, first line) -> qualified name (e.g. ``linear.<locals>.backward``) of every tinyllm function."""
     import importlib
+    import inspect
     import pkgutil
+    import types
     names = {}
 
-    def walk(code):
-        names[(code.co_filename, code.co_firstlineno)] = code.co_qualname
+    def walk(code, qualname: str):
+        # What a function defines is "<locals>" of it; what a class or module defines is an attribute.
+        # (Python 3.11's code.co_qualname says the same; this also runs on 3.10.)
+        in_function = code.co_flags & inspect.CO_NEWLOCALS
         for const in code.co_consts:
-            if hasattr(const, "co_qualname"):
-                walk(const)
+            if isinstance(const, types.CodeType):
+                inner = (f"{qualname}.<locals>." if in_function else f"{qualname}." if qualname else "") + const.co_name
+                names[(const.co_filename, const.co_firstlineno)] = inner
+                walk(const, inner)
     for info in pkgutil.walk_packages(tinyllm.__path__, "tinyllm."):
         module = importlib.import_module(info.name)
         source = Path(module.__file__).read_text()
-        walk(compile(source, module.__file__, "exec"))
+        walk(compile(source, module.__file__, "exec"), "")
     return names
 
 

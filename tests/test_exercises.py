@@ -1,4 +1,5 @@
 """The exercises, checked both ways: blank, each one's tests fail; filled in, in lesson order, they pass."""
+import importlib.util
 import subprocess
 import sys
 
@@ -48,6 +49,8 @@ def test_the_blank_copy_fails_exactly_on_the_exercise_tests(tmp_path):
     failed = {line[len("FAILED "):].split(" - ")[0] for line in result.stdout.splitlines()
               if line.startswith("FAILED ")}
     expected = {test for tests, _ in CATALOGUE.values() for test in tests}
+    if importlib.util.find_spec("torch") is None:   # the comparison with PyTorch skips without it
+        expected.remove("tests/test_optim.py::test_adamw_matches_pytorch")
     assert result.returncode == 1 and failed == expected, (failed ^ expected, result.stdout[-3000:])
     assert "waits for Exercise" in subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", "tests/test_model.py"],

@@ -156,7 +156,8 @@ def float64_results_of_a_training_step(model) -> tuple[list[str], int]:
                 if isinstance(data, np.ndarray):
                     seen[0] += 1
                     if data.dtype == np.float64:
-                        culprits.append(frame.f_code.co_qualname)
+                        code = frame.f_code  # co_qualname (Python 3.11+) names a backward closure by its op
+                        culprits.append(getattr(code, "co_qualname", code.co_name))
     sys.setprofile(watch)
     try:
         _, loss = model(ids[:, :-1], ids[:, 1:])
@@ -174,7 +175,7 @@ def test_a_training_step_never_makes_a_float64_array():
     assert seen > 100 and culprits == []
     # the watch does see float64 when there is some: the same step in a float64 model
     culprits, _ = float64_results_of_a_training_step(tiny_model().to(dtype=np.float64))
-    assert "linear" in culprits and "layer_norm.<locals>.backward" in culprits
+    assert "linear" in culprits and any(name.endswith("backward") for name in culprits)
 
 
 def test_cpu_training_and_sampling_never_import_cupy():

@@ -32,6 +32,31 @@ def test_adamw_first_step_is_lr_times_sign_and_decays_only_matrices():
     np.testing.assert_allclose(b.numpy(), [1.0 - 0.01, -2.0 + 0.01], rtol=1e-5)
 
 
+def test_adamw_follows_its_formula_over_several_steps():
+    """Five steps against AdamW written out in float64, one parameter at a time, with the
+    learning rate changed midway (as a schedule does): step 1 alone cannot tell whether the
+    moments and bias corrections carry over correctly from step to step."""
+    rng = np.random.default_rng(1)
+    b0, w0 = rng.standard_normal(3), rng.standard_normal((2, 3))   # a vector first: only the matrix decays
+    ours = [Parameter(b0.astype(np.float32)), Parameter(w0.astype(np.float32))]
+    opt = optim.AdamW(ours, lr=0.01, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.5)
+    expected, decay = [b0, w0], [0.0, 0.5]
+    m, v = [np.zeros_like(b0), np.zeros_like(w0)], [np.zeros_like(b0), np.zeros_like(w0)]
+    for t, lr in enumerate([0.01, 0.01, 0.03, 0.03, 0.003], start=1):
+        opt.lr = lr
+        grads = [rng.standard_normal(b0.shape), rng.standard_normal(w0.shape)]
+        for i, g in enumerate(grads):
+            ours[i].grad = Tensor(g.astype(np.float32))
+            expected[i] = expected[i] * (1 - lr * decay[i])
+            m[i] = 0.8 * m[i] + 0.2 * g
+            v[i] = 0.9 * v[i] + 0.1 * g * g
+            m_hat, v_hat = m[i] / (1 - 0.8 ** t), v[i] / (1 - 0.9 ** t)
+            expected[i] = expected[i] - lr * m_hat / (np.sqrt(v_hat) + 1e-6)
+        opt.step()
+    for p, e in zip(ours, expected):
+        np.testing.assert_allclose(p.numpy(), e, rtol=1e-5, atol=1e-6)
+
+
 def test_adamw_matches_pytorch():
     # A vector before a matrix: the flat layout puts matrices first, and only they decay.
     torch = pytest.importorskip("torch")

@@ -78,6 +78,7 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
     "8.2": ([f"{_GRAD}[gelu]"],
             "y = x·s with s = σ(2u) from the forward: dy/dx = s + x·s(1-s)·2u', 2u' = 2c(1 + 3k·x²)."),
     "9.1": (["tests/test_optim.py::test_adamw_first_step_is_lr_times_sign_and_decays_only_matrices",
+             "tests/test_optim.py::test_adamw_follows_its_formula_over_several_steps",
              "tests/test_optim.py::test_adamw_matches_pytorch"],
             "Everything is flat: self.flat holds all parameters, matrices first, so decay is "
             "self.flat[:self.n_matrix] *= (1 - lr·wd). m = β1·m + (1-β1)·g; v = β2·v + (1-β2)·g²; "
