@@ -92,13 +92,22 @@ def torch_steps(config, ids, state, device: str = "cpu"):
 def peak_rss_mb(impl: str, preset: str, steps: int = 5) -> float:
     """Peak resident memory of a fresh process that builds the model and runs ``steps`` full
     training steps with ``impl`` (imports included: that is what a training run costs)."""
-    # VmHWM ("high water mark") in /proc is this process's own peak; getrusage's ru_maxrss
-    # would also count the parent's memory at fork time.
     code = (f"import sys; sys.argv = ['', '--child', '{impl}', '--presets', '{preset}', '--steps', '{steps}']; "
-            f"sys.path.insert(0, {str(ROOT)!r}); from bench.train_step import main; main(); "
-            "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])")
+            f"sys.path.insert(0, {str(ROOT)!r}); from bench.train_step import main, own_peak_kib; main(); "
+            "print(own_peak_kib())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    return int(out.split()[-1]) / 1024  # kB -> MB
+    return int(out.split()[-1]) / 1024  # KiB -> MiB
+
+
+def own_peak_kib() -> int:
+    """This process's peak resident memory in KiB."""
+    status = Path("/proc/self/status")
+    if status.exists():  # Linux: VmHWM, this process's own peak ("high water mark")
+        return int(status.read_text().split("VmHWM:")[1].split()[0])
+    # Elsewhere, getrusage (it may also count the parent's memory at fork time); macOS gives bytes.
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak
 
 
 def qualified_names() -> dict[tuple[str, int], str]:
