@@ -1,4 +1,6 @@
 """The tinyllm command line: tokenizer train / encode / decode, help, and errors."""
+import sys
+
 import pytest
 
 from tinyllm.cli import main
@@ -53,3 +55,11 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
     (tmp_path / "a_file").write_text("not a directory")
     assert main(["train", "--out", str(tmp_path / "a_file"), "--max-iters", "1"]) == 2
     assert "a_file is a file; it must be a directory" in capsys.readouterr().err
+
+
+def test_a_python_without_pydoc_data_is_told_what_to_do(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pydoc_data.topics", None)   # as on Alpine without python3-pydoc
+    assert main(["train", "--out", str(tmp_path), "--max-iters", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "this Python has no pydoc_data" in err and "--data FILE" in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())   # nothing written

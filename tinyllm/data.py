@@ -82,7 +82,11 @@ def load_corpus(name_or_path: str, sha256: str | None = None) -> str:
     an ``http(s)://`` URL: downloaded once into the cache (checked against ``sha256`` if given);
     anything else: a UTF-8 text file."""
     if name_or_path == "pydoc":
-        from pydoc_data.topics import topics
+        try:
+            from pydoc_data.topics import topics
+        except ImportError:  # a few Linux distributions ship it apart (Alpine: python3-pydoc)
+            raise FileNotFoundError("this Python has no pydoc_data, the reference manual's text: install your "
+                                    "distribution's pydoc package, or train on a text file (--data FILE)") from None
         text = "\n\n".join(topics[key] for key in sorted(topics))
     else:
         is_url = name_or_path.startswith(("http://", "https://"))
