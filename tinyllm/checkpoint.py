@@ -68,7 +68,8 @@ def load_checkpoint(path, device: str | None = None) -> dict:
     if not checkpoint_path(path).is_file():
         gpt2 = find_gpt2_download(path)
         if gpt2 is None:
-            raise FileNotFoundError(f"no checkpoint at {checkpoint_path(path)}")
+            raise FileNotFoundError(f"no checkpoint at {checkpoint_path(path)} ('tinyllm train --out DIR' "
+                                    "writes DIR/ckpt.npz)")
         model, tokenizer = load_gpt2(gpt2)
         return {"model": model.to(device), "tokenizer": tokenizer, "step": 0, "optimizer_state": None,
                 "meta": {"format": "huggingface-gpt2", "config": model.config.to_dict()}}
