@@ -132,6 +132,35 @@ def test_attention_maps_are_causal_distributions_and_cost_nothing_otherwise():
     assert all(block.attn.attention is None for block in model.h)
 
 
+def test_printing_a_model_lists_its_layers_as_pytorch_does():
+    model = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=4, bias=False))
+    assert repr(model) == """GPT(
+  (wte): Embedding(10, 4)
+  (wpe): Embedding(8, 4)
+  (drop): Dropout(p=0.0)
+  (h): ModuleList(
+    (0): Block(
+      (ln_1): LayerNorm(4, eps=1e-05)
+      (attn): CausalSelfAttention(
+        (c_attn): Linear(in_features=4, out_features=12, bias=False)
+        (c_proj): Linear(in_features=4, out_features=4, bias=False)
+        (attn_dropout): Dropout(p=0.0)
+        (resid_dropout): Dropout(p=0.0)
+      )
+      (ln_2): LayerNorm(4, eps=1e-05)
+      (mlp): MLP(
+        (c_fc): Linear(in_features=4, out_features=16, bias=False)
+        (gelu): GELU()
+        (c_proj): Linear(in_features=16, out_features=4, bias=False)
+        (dropout): Dropout(p=0.0)
+      )
+    )
+  )
+  (ln_f): LayerNorm(4, eps=1e-05)
+  (lm_head): Linear(in_features=4, out_features=10, bias=False)
+)"""
+
+
 def test_parameter_names_follow_the_attribute_path():
     names = [n for n, _ in tiny_model().named_parameters()]
     assert names[:3] == ["wte.weight", "wpe.weight", "h.0.ln_1.weight"]

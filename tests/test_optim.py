@@ -161,6 +161,14 @@ def test_empty_parameter_list_and_impossible_settings_are_errors():
         optim.AdamW(p, betas=(0.9, 1.0))
     with pytest.raises(ValueError, match="eps and weight_decay must be 0 or more, got 1e-08 and -0.1"):
         optim.AdamW(p, weight_decay=-0.1)
+    mixed = [with_grad([1.0], [1.0]), Parameter(np.ones(2))]
+    mixed[1].data = mixed[1].data.astype(np.float64)    # as Module.to(dtype=np.float64) would leave it
+    with pytest.raises(ValueError, match="must share one dtype and device; got float64 on cpu beside float32"):
+        optim.AdamW(mixed)
+    state = optim.AdamW(p).state_dict()
+    state["state"] = {"exp_avg": [np.zeros(3, np.float32)], "exp_avg_sq": [np.zeros(3, np.float32)]}
+    with pytest.raises(ValueError, match=r"state exp_avg\[0\] has shape \(3,\), its parameter \(1,\)"):
+        optim.AdamW(p).load_state_dict(state)
 
 
 def test_a_model_cast_after_the_optimizer_was_made_still_trains_in_its_new_dtype():

@@ -76,6 +76,29 @@ def test_bad_checkpoints_are_named(tmp_path):
         load_checkpoint(tmp_path)
 
 
+def test_a_checkpoint_whose_meta_was_changed_is_refused_by_name(tmp_path):
+    import json
+    from tinyllm.checkpoint import save_checkpoint
+    from tinyllm.model import GPT, GPTConfig
+    from tinyllm.tokenizer import CharTokenizer
+    good = save_checkpoint(tmp_path / "good.npz", GPT(GPTConfig.from_preset("baby", n_layer=1, vocab_size=3)),
+                           None, CharTokenizer.train("abc"), step=7)
+    arrays = dict(np.load(good))
+    meta = json.loads(str(arrays["meta"]))
+
+    def saved_with(**changes) -> str:
+        path = tmp_path / f"{sorted(changes)[0]}.npz"
+        np.savez(path, **{**arrays, "meta": np.array(json.dumps({**meta, **changes}))})
+        return str(path)
+    assert load_checkpoint(saved_with(step=8))["step"] == 8     # the rewrite itself keeps a checkpoint whole
+    with pytest.raises(ValueError, match="format 'other', expected 'tinyllm-checkpoint"):
+        load_checkpoint(saved_with(format="other"))
+    with pytest.raises(ValueError, match="format.npz is not a readable tinyllm checkpoint"):
+        load_checkpoint(saved_with(format="other"))
+    with pytest.raises(ValueError, match=r"does not fit its own model config \(.*wte.weight"):
+        load_checkpoint(saved_with(config={**meta["config"], "n_embd": 64}))
+
+
 def test_a_fresh_text_starts_at_the_document_boundary():
     from tinyllm.sample import document_start
     from tinyllm.tokenizer import ByteLevelBPE, CharTokenizer
