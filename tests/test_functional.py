@@ -58,6 +58,11 @@ def test_layer_norm_checks_parameter_shapes():
         F.layer_norm(Tensor(np.zeros((2, 4))), Tensor(np.ones(3)))
 
 
+def test_linear_names_a_feature_mismatch():
+    with pytest.raises(ValueError, match=r"linear: input \(2, 5\) has 5 features, weight \(3, 4\) expects 4"):
+        F.linear(Tensor(np.zeros((2, 5))), Tensor(np.zeros((3, 4))))
+
+
 def test_gelu_known_values():
     # GPT-2's tanh approximation: gelu(1) = 0.5·(1 + tanh(√(2/π)·1.044715)) = 0.841192
     y = F.gelu(Tensor([-1.0, 0.0, 1.0, 3.0])).numpy()

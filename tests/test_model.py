@@ -31,6 +31,12 @@ def test_presets_and_overrides():
         GPTConfig.from_preset("gpt5")
     with pytest.raises(ValueError, match="divisible by n_head"):
         GPTConfig(n_embd=10, n_head=3)
+    with pytest.raises(ValueError, match="GPTConfig.n_layer must be a positive integer, got 0"):
+        GPTConfig(n_layer=0)
+    with pytest.raises(ValueError, match="GPTConfig.vocab_size must be a positive integer, got 65.0"):
+        GPTConfig(vocab_size=65.0)
+    with pytest.raises(ValueError, match=r"GPTConfig.dropout must be in \[0, 1\), got 1.0"):
+        GPTConfig(dropout=1.0)
 
 
 @pytest.mark.parametrize("preset", ["baby", "char-small"])

@@ -116,8 +116,18 @@ def test_backward_on_non_scalar_needs_grad():
     y = x * 2
     with pytest.raises(RuntimeError, match=r"non-scalar tensor of shape \(2, 3\)"):
         y.backward()
+    with pytest.raises(ValueError, match=r"grad has shape \(3,\), tensor has \(2, 3\)"):
+        y.backward(np.ones(3))
     y.backward(np.full((2, 3), 0.5))
     np.testing.assert_allclose(x.grad.numpy(), np.ones((2, 3)))
+
+
+def test_a_backward_of_the_wrong_shape_is_caught_where_it_happens():
+    from tinyllm.tensor import from_op
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    y = from_op(x.data.sum(axis=0), (x,), lambda g: (g,), "column_sum")   # forgot to broadcast g back to x
+    with pytest.raises(RuntimeError, match=r"column_sum backward gave a gradient of shape \(3,\)"):
+        y.sum().backward()
 
 
 def test_backward_without_requires_grad_is_an_error():
@@ -164,6 +174,14 @@ def test_shape_errors_name_the_op_and_shapes():
             bad_axis()
     with pytest.raises(ValueError, match=r"permute: \(1, 1\) is not an ordering of the 2 axes"):
         a.permute(1, 1)
+    with pytest.raises(ValueError, match=r"matmul: \(3,\) @ \(3, 2\): both operands need 2 or more dimensions"):
+        Tensor(np.ones(3)) @ Tensor(np.ones((3, 2)))
+    with pytest.raises(IndexError, match=r"index into a tensor of shape \(2, 3\): index 5 is out of bounds"):
+        a[5]
+    with pytest.raises(ValueError, match=r"concat along axis 0: shapes \[\(2, 3\), \(4, 5\)\]"):
+        concat([a, b], axis=0)
+    with pytest.raises(ValueError, match=r"split: sizes \[1, 1\] do not add up to 3, the length of axis 1"):
+        split(a, [1, 1], axis=1)
 
 
 def test_sum_to_shape_undoes_broadcasting():

@@ -112,6 +112,8 @@ def test_special_tokens(trained):
     assert trained.encode(text, allowed_special={"<|endoftext|>"}) == ids
     plain = trained.encode(text, allowed_special="none")
     assert eot not in plain and trained.decode(plain) == text
+    with pytest.raises(ValueError, match=r"not special tokens of this tokenizer: \['<\|im_end\|>'\]"):
+        trained.encode(text, allowed_special={"<|endoftext|>", "<|im_end|>"})
 
 
 def test_unknown_id_is_a_clear_error(trained):
@@ -149,6 +151,13 @@ def test_bad_tokenizer_files_are_named(tmp_path):
     CharTokenizer("ab").save(bad)
     with pytest.raises(ValueError, match="holds a CharTokenizer, not a ByteLevelBPE"):
         ByteLevelBPE.load(bad)
+    bad.write_text(json.dumps({"type": "ByteLevelBPE", "merges": [], "byte_ids": [0, 1], "special_tokens": {},
+                               "pattern": ""}))
+    with pytest.raises(ValueError, match="corrupt ByteLevelBPE file.*byte_ids must list 256 ids, found 2"):
+        load_tokenizer(bad)
+    for chars in ("", "aba"):
+        with pytest.raises(ValueError, match="CharTokenizer needs a non-empty string of distinct characters"):
+            CharTokenizer(chars)
 
 
 def test_training_arguments_are_checked():

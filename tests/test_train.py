@@ -231,6 +231,16 @@ def test_kv_cache_generation_equals_full_recompute(top_k, temperature):
     assert cached == full and len(cached) == 23
 
 
+def test_a_prediction_needs_context():
+    from tinyllm.model import GPT, GPTConfig
+    from tinyllm.sample import generate, top_next_tokens
+    model = GPT(GPTConfig(vocab_size=13, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    with pytest.raises(ValueError, match="generate needs at least one token of context"):
+        generate(model, [], max_new_tokens=3)
+    with pytest.raises(ValueError, match="a prediction needs at least one token of context"):
+        top_next_tokens(model, [])
+
+
 def test_cached_logits_match_full_forward():
     import tinyllm
     from tinyllm.model import GPT, GPTConfig
