@@ -186,6 +186,10 @@ def test_data_errors_are_clear(tmp_path):
         load_corpus(str(empty))
     with pytest.raises(FileNotFoundError, match="no corpus file"):
         load_corpus(str(tmp_path / "missing.txt"))
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("café".encode("latin-1"))
+    with pytest.raises(ValueError, match="latin1.txt is not UTF-8 text: 'utf-8' codec can't decode byte 0xe9"):
+        load_corpus(str(latin1))
     with pytest.raises(ValueError, match="fewer than one block"):
         TokenBatches(np.arange(50, dtype=np.uint16), block_size=64)
 
