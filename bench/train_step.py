@@ -118,15 +118,14 @@ def qualified_names() -> dict[tuple[str, int], str]:
     import types
     names = {}
 
-    def walk(code, qualname: str):
-        # What a function defines is "<locals>" of it; what a class or module defines is an attribute.
-        # (Python 3.11's code.co_qualname says the same; this also runs on 3.10.)
-        in_function = code.co_flags & inspect.CO_NEWLOCALS
+    def walk(code, prefix: str):
+        # prefix: "" in a module, "Class." in a class, "f.<locals>." in a function
+        # (the names Python 3.11's code.co_qualname gives; this also runs on 3.10)
         for const in code.co_consts:
             if isinstance(const, types.CodeType):
-                inner = (f"{qualname}.<locals>." if in_function else f"{qualname}." if qualname else "") + const.co_name
-                names[(const.co_filename, const.co_firstlineno)] = inner
-                walk(const, inner)
+                name = prefix + const.co_name
+                names[(const.co_filename, const.co_firstlineno)] = name
+                walk(const, name + (".<locals>." if const.co_flags & inspect.CO_NEWLOCALS else "."))
     for info in pkgutil.walk_packages(tinyllm.__path__, "tinyllm."):
         module = importlib.import_module(info.name)
         source = Path(module.__file__).read_text()
