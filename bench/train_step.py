@@ -145,7 +145,9 @@ def profile(full, steps: int, gemm_seconds: float) -> None:
     stats = pstats.Stats(prof).stats  # (file, line, name) -> (calls, _, own time, cumulative time, callers)
     total = max(cum for (file, _, name), (_, _, _, cum, _) in stats.items() if name == "full")
     ms = defaultdict(lambda: [0.0, 0.0])
-    for (file, line, _), (_, _, own, cum, _) in stats.items():
+    rows_of = {}  # stats key -> (row, 0 forward / 1 backward) of each function timed whole
+    for key in stats:
+        file, line, _ = key
         qual = names.get((file, line))
         if qual is None or not file.startswith(str(ROOT / "tinyllm")):
             continue
@@ -153,13 +155,18 @@ def profile(full, steps: int, gemm_seconds: float) -> None:
         if module in ("ops/elementwise.py", "ops/reduce.py", "ops/shape.py", "ops/matmul.py", "functional.py"):
             op, _, inner = qual.partition(".<locals>.")
             if "." not in op and not op.startswith("_"):  # helpers are inside their op's time
-                ms[op][1 if inner else 0] += cum  # the op itself, or its backward closure
+                rows_of[key] = (op, 1 if inner else 0)  # the op itself, or its backward closure
         elif qual in ("AdamW.step", "clip_grad_norm_"):
-            ms[qual][0] += cum
+            rows_of[key] = (qual, 0)
         elif qual in ("Tensor.backward", "Tensor._accumulate_grad", "Tensor._topological_order"):
-            ms["(autograd engine, own time)"][1] += own
+            ms["(autograd engine, own time)"][1] += stats[key][2]
+    for key, (row, column) in rows_of.items():
+        _, _, _, cum, callers = stats[key]
+        # An op may call another (transpose calls permute, most call normalize_axes): count that
+        # time once, in the outer op, by leaving out the calls made from functions timed whole.
+        ms[row][column] += cum - sum(ct for caller, (_, _, _, ct) in callers.items() if caller in rows_of)
     rows = [[op, f * 1e3 / steps, b * 1e3 / steps, f"{(f + b) / total:.0%}"]
-            for op, (f, b) in sorted(ms.items(), key=lambda kv: -sum(kv[1]))]
+            for op, (f, b) in sorted(ms.items(), key=lambda kv: -sum(kv[1])) if f + b > 1e-6 * steps]
     counted = sum(f + b for f, b in ms.values())
     rows.append(["(everything else: modules, Python)", (total - counted) * 1e3 / steps, 0.0,
                  f"{(total - counted) / total:.0%}"])
