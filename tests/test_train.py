@@ -99,6 +99,12 @@ def test_a_checkpoint_whose_meta_was_changed_is_refused_by_name(tmp_path):
         load_checkpoint(saved_with(config={**meta["config"], "n_embd": 64}))
 
 
+def test_the_learning_rate_decays_to_a_tenth_of_its_peak_unless_told():
+    assert TrainConfig().min_lr == pytest.approx(1e-4)
+    assert TrainConfig(lr=3e-5).min_lr == pytest.approx(3e-6)    # fine-tuning's smaller lr decays below it
+    assert TrainConfig(lr=3e-5, min_lr=3e-5).min_lr == 3e-5        # constant after warmup
+
+
 def test_a_fresh_text_starts_at_the_document_boundary():
     from tinyllm.sample import document_start
     from tinyllm.tokenizer import ByteLevelBPE, CharTokenizer
@@ -125,7 +131,7 @@ def test_top_k_top_p_and_temperature_on_hand_made_logits():
     ("eval_interval", 0, "at least 1"), ("log_interval", 0, "at least 1"), ("sample_interval", 0, "at least 1"),
     ("block_size", 0, "at least 1"), ("n_layer", 0, "at least 1"),
     ("max_iters", -1, "0 or more"), ("grad_clip", -1.0, "0 or more"), ("lr", 0.0, "positive"),
-    ("beta2", 1.0, "in \\[0, 1\\)")])
+    ("beta2", 1.0, "in \\[0, 1\\)"), ("min_lr", 0.002, "at most --lr \\(0.001\\), where the cosine decay starts")])
 def test_settings_that_cannot_train_are_refused_by_name(setting, value, rule, tmp_path, capsys):
     flag = "--" + setting.replace("_", "-")
     with pytest.raises(ValueError, match=f"^{setting} \\({flag}\\) must be {rule}, got {value}$"):

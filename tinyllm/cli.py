@@ -125,7 +125,8 @@ def _add_train_command(commands) -> None:
              "device": DEVICE_HELP,
              "grad_accum": "micro-batches per optimizer step",
              "max_iters": "optimizer steps", "lr": "peak learning rate (after warmup)",
-             "min_lr": "learning rate at the end of the cosine decay", "out": "directory for checkpoint and plot",
+             "min_lr": "learning rate at the end of the cosine decay (None: --lr / 10)",
+             "out": "directory for checkpoint and plot",
              "eval_iters": "batches per loss estimate", "sample_tokens": "length of the samples shown",
              "warmup_iters": "steps of linear warmup from 0 up to --lr",
              "weight_decay": "AdamW's decoupled weight decay, on the weight matrices only",
@@ -148,7 +149,7 @@ def _add_train_command(commands) -> None:
         if f.type == "bool":
             train.add_argument("--" + f.name, action="store_true", help=helps[f.name])
             continue
-        kind = int if f.type in ("int", "int | None") else float if f.type == "float" else str
+        kind = int if f.type in ("int", "int | None") else float if f.type in ("float", "float | None") else str
         default = f.default_factory() if f.default is MISSING else f.default  # the device reads TINYLLM_DEVICE
         train.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default,
                            help=helps[f.name])  # a new TrainConfig field needs its help here

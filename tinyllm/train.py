@@ -45,7 +45,7 @@ class TrainConfig:
     grad_accum: int = 1            # micro-batches per optimizer step
     max_iters: int = 1000
     lr: float = 1e-3
-    min_lr: float = 1e-4
+    min_lr: float | None = None    # the cosine's end; None: lr / 10 (nanoGPT's rule of thumb)
     warmup_iters: int = 100
     weight_decay: float = 0.1
     beta2: float = 0.99
@@ -70,11 +70,15 @@ class TrainConfig:
         for name in ("n_layer", "n_head", "n_embd", "block_size"):      # None: the preset's
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 refuse(name, "at least 1")
+        if not self.lr > 0:
+            refuse("lr", "positive")
+        if self.min_lr is None:
+            self.min_lr = self.lr / 10
         for name in ("max_iters", "warmup_iters", "sample_tokens", "min_lr", "weight_decay", "grad_clip"):
             if getattr(self, name) < 0:
                 refuse(name, "0 or more")
-        if not self.lr > 0:
-            refuse("lr", "positive")
+        if self.min_lr > self.lr:   # the cosine would then raise the learning rate as it "decays"
+            refuse("min_lr", f"at most --lr ({self.lr}), where the cosine decay starts")
         if not 0 <= self.beta2 < 1:
             refuse("beta2", "in [0, 1)")
         if self.init_from:
