@@ -171,7 +171,9 @@ def test_grad_clip_0_trains_unclipped(tmp_path):
 
 def test_sampling_settings_are_checked_before_any_output(trained_run, capsys):
     out, _ = trained_run
-    for flag, value, message in [("--temperature", "0", "temperature must be positive, got 0.0"),
+    for flag, value, message in [("--temperature", "0", "temperature must be positive, got 0.0 (for greedy "
+                                                         "decoding, the likeliest token every time, keep the "
+                                                         "temperature and set top_k=1: --top-k 1)"),
                                  ("--top-k", "0", "top_k must be at least 1"),
                                  ("--num-samples", "0", "--num-samples must be at least 1"),
                                  ("--top-p", "0", "top_p must be in (0, 1]"),

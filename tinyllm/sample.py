@@ -21,7 +21,8 @@ def check_sampling_settings(temperature: float, top_k: int | None = None, top_p:
                             max_new_tokens: int = 0) -> None:
     """Raise a ValueError that names the setting when one of these cannot be used."""
     if not temperature > 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
+        raise ValueError(f"temperature must be positive, got {temperature} (for greedy decoding, the likeliest "
+                         "token every time, keep the temperature and set top_k=1: --top-k 1)")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be at least 1 (None: no top-k filter), got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
