@@ -105,6 +105,15 @@ def test_the_learning_rate_decays_to_a_tenth_of_its_peak_unless_told():
     assert TrainConfig(lr=3e-5, min_lr=3e-5).min_lr == 3e-5        # constant after warmup
 
 
+def test_a_vocabulary_size_is_for_a_new_bpe_tokenizer_only():
+    assert TrainConfig(tokenizer="bpe").vocab_size == 512
+    assert TrainConfig(tokenizer="bpe", vocab_size=300).vocab_size == 300
+    for tokenizer in ("char", "tok.json"):
+        with pytest.raises(ValueError, match=f"vocab_size \\(--vocab-size\\) must be left out with --tokenizer "
+                                             f"{tokenizer}: it sizes a new BPE tokenizer only, got 1000"):
+            TrainConfig(tokenizer=tokenizer, vocab_size=1000)
+
+
 def test_a_fresh_text_starts_at_the_document_boundary():
     from tinyllm.sample import document_start
     from tinyllm.tokenizer import ByteLevelBPE, CharTokenizer

@@ -120,7 +120,7 @@ def _add_train_command(commands) -> None:
              "data_sha256": "expected sha256 of a downloaded corpus (checked before use)",
              "tokenizer": "'char', 'bpe' (trained on the corpus; '<|endoftext|>' in it stays one token) "
                           "or a tokenizer JSON file",
-             "vocab_size": "vocabulary size of a new BPE tokenizer",
+             "vocab_size": "vocabulary size of a new BPE tokenizer, --tokenizer bpe (None: 512)",
              "preset": "model shape: baby, char-small, gpt2, gpt2-medium, gpt2-large, gpt2-xl",
              "device": DEVICE_HELP,
              "grad_accum": "micro-batches per optimizer step",

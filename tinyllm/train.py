@@ -32,7 +32,7 @@ class TrainConfig:
     data: str = "pydoc"            # "pydoc", a text file or an http(s) URL
     data_sha256: str | None = None # expected sha256 of a downloaded corpus
     tokenizer: str = "char"        # "char", "bpe" or a tokenizer JSON file
-    vocab_size: int = 512          # for a new BPE tokenizer
+    vocab_size: int | None = None  # for a new BPE tokenizer; None: 512
     preset: str = "baby"           # model shape (see GPTConfig.from_preset)
     n_layer: int | None = None     # overrides of the preset
     n_head: int | None = None
@@ -81,6 +81,11 @@ class TrainConfig:
             refuse("min_lr", f"at most --lr ({self.lr}), where the cosine decay starts")
         if not 0 <= self.beta2 < 1:
             refuse("beta2", "in [0, 1)")
+        if self.vocab_size is not None and self.tokenizer != "bpe" and not self.init_from:
+            # a char tokenizer's vocabulary is the corpus's characters; a tokenizer file has its own
+            refuse("vocab_size", f"left out with --tokenizer {self.tokenizer}: it sizes a new BPE tokenizer only")
+        if self.vocab_size is None:
+            self.vocab_size = 512
         if self.init_from:
             for name in ("n_layer", "n_head", "n_embd"):
                 if getattr(self, name) is not None:
