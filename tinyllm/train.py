@@ -61,7 +61,8 @@ class TrainConfig:
     init_from: str | None = None   # fine-tune: start from this checkpoint or GPT-2 download's model and tokenizer
 
     def __post_init__(self) -> None:
-        """Refuse, before any work, settings that would crash mid-run or quietly train nothing."""
+        """Fill in the defaults that follow other settings (min_lr, vocab_size), and refuse, before
+        any work, settings that would crash mid-run, quietly train nothing or go unused."""
         def refuse(name: str, rule: str) -> None:
             raise ValueError(f"{name} (--{name.replace('_', '-')}) must be {rule}, got {getattr(self, name)}")
         for name in ("batch_size", "grad_accum", "eval_iters", "eval_interval", "log_interval", "sample_interval"):
