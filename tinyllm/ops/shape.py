@@ -28,9 +28,10 @@ def reshape(a: Tensor, *shape) -> Tensor:
 def permute(a: Tensor, *dims) -> Tensor:
     """Reorder the axes: output axis i is input axis ``dims[i]``."""
     dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-    if sorted(normalize_axes(dims, a.ndim)) != list(range(a.ndim)):
+    axes = normalize_axes(dims, a.ndim)
+    if sorted(axes) != list(range(a.ndim)):
         raise ValueError(f"permute: {dims} is not an ordering of the {a.ndim} axes of {a.shape}")
-    inverse = tuple(int(i) for i in np.argsort(normalize_axes(dims, a.ndim)))
+    inverse = tuple(int(i) for i in np.argsort(axes))
     # The backward undoes the reordering with the inverse permutation.
     return from_op(a.data.transpose(dims), (a,), lambda g: (g.transpose(inverse),), "permute")
 
