@@ -188,16 +188,13 @@ def _add_sample_command(commands) -> None:
 
 def _sample(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
-    from .sample import check_sampling_settings, document_start, generate
+    from .sample import check_sampling_settings, generate, prompt_ids
     check_sampling_settings(args.temperature, args.top_k, args.top_p, args.max_new_tokens)  # before any output
     if args.num_samples < 1:
         raise ValueError(f"--num-samples must be at least 1, got {args.num_samples}")
     ckpt = load_checkpoint(args.ckpt, device=args.device)
     model, tok = ckpt["model"].eval(), ckpt["tokenizer"]
-    if not args.prompt:
-        prompt = document_start(tok)
-    else:  # "<|endoftext|>" in a prompt is GPT-2's boundary between documents
-        prompt = tok.encode(args.prompt, allowed_special="all")
+    prompt = prompt_ids(tok, args.prompt)
     for i in range(args.num_samples):
         if i:
             print("-" * 40)

@@ -80,6 +80,12 @@ def document_start(tokenizer) -> list[int]:
     return tokenizer.encode("\n")
 
 
+def prompt_ids(tokenizer, prompt: str) -> list[int]:
+    """The ids a continuation starts from: ``prompt`` encoded (an ``<|endoftext|>`` in it is
+    GPT-2's document boundary), or, for an empty prompt, a fresh text's ``document_start``."""
+    return tokenizer.encode(prompt, allowed_special="all") if prompt else document_start(tokenizer)
+
+
 def token_piece(tokenizer, token: int) -> str | bytes:
     """A token's text, or its bytes when it holds only part of a character (GPT-2 has
     tokens for single bytes of "é" or "€": as text each would be just U+FFFD)."""
@@ -97,9 +103,8 @@ def token_label(tokenizer, token: int) -> str:
 def next_token_table(model: GPT, tokenizer, prompt: str, k: int = 10, bar_width: int = 40) -> str:
     """``top_next_tokens`` as text: one line per token, its probability and a bar of #.
     An empty prompt asks for the first token of a fresh text (see ``document_start``)."""
-    ids = tokenizer.encode(prompt, allowed_special="all") if prompt else document_start(tokenizer)
     return "\n".join(f"  {token_label(tokenizer, token):>12} {prob:6.1%}  " + "#" * round(prob * bar_width)
-                     for token, prob in top_next_tokens(model, ids, k))
+                     for token, prob in top_next_tokens(model, prompt_ids(tokenizer, prompt), k))
 
 
 @no_grad()
