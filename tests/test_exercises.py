@@ -75,6 +75,20 @@ def test_list_hint_and_check_commands(capsys):
     assert "no exercise '99.1'" in capsys.readouterr().err
 
 
+def test_commands_act_on_the_copy_they_run_in(tmp_path, monkeypatch, capsys):
+    # A learner inside their copy whose 'tinyllm' still imports the reference (no 'pip install -e .'
+    # there yet): list and check must look at the copy, not report its blank exercises as done.
+    copy = tmp_path / "learner"
+    init(copy)
+    monkeypatch.chdir(copy / "lessons")   # anywhere inside the copy
+    assert main(["exercises", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert {line.split()[1] for line in out.splitlines()} == {"todo"}
+    assert f"'import tinyllm' finds {project_root()}" in err
+    assert main(["exercises", "check", "1.3"]) == 1
+    assert "exercise 1.3 not yet" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("exercise_id", ["2.3"])
 def test_check_reports_what_fails_in_a_blank_copy(tmp_path, exercise_id):
     copy = tmp_path / "learner"

@@ -137,6 +137,20 @@ def project_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
+def current_project() -> Path:
+    """The project that list, check and hint act on: the tinyllm project holding the current
+    directory (a learner's copy, even before 'pip install -e .' there), else ``project_root()``.
+
+    Without this, ``tinyllm exercises check`` run inside a copy but installed from the
+    reference would test the reference and report blank exercises as passed.
+    """
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "tinyllm" / "exercises.py").is_file() and (folder / "tests").is_dir():
+            return folder
+    return project_root()
+
+
 def find_exercises(root: Path | None = None) -> list[Exercise]:
     """Every marked region under ``root/tinyllm``, in lesson order (1.1, 1.2, ..., 10.1)."""
     root = root or project_root()
@@ -214,8 +228,8 @@ def add_exercise_commands(commands) -> None:
     ex = commands.add_parser("exercises", help="write the package yourself: blanked copies, hints, checks",
                              description="Exercises are regions of tinyllm's own code. 'init' writes a copy of "
                                          "the project with each blanked; solve them in lesson order and 'check' "
-                                         "each one. list/check/hint act on the project tinyllm is imported from "
-                                         "(run them inside your copy, after 'pip install -e .' there).")
+                                         "each one. list/check/hint act on the project you are in (run them inside "
+                                         "your copy, after 'pip install -e .' there).")
     sub = ex.add_subparsers(dest="exercise_command", metavar="ACTION", required=True)
     init_parser = sub.add_parser("init", help="write a learner's copy of the project with every exercise blanked")
     init_parser.add_argument("dir", help="a new (or empty) directory")
@@ -236,15 +250,24 @@ def _init_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_root() -> Path:
+    """``current_project()``, saying so when it is not where ``import tinyllm`` finds the package."""
+    root = current_project()
+    if root != project_root():
+        print(f"(exercises of {root}; but 'import tinyllm' finds {project_root()}: run "
+              f"'pip install -e .' in {root} so lessons and commands use your code)", file=sys.stderr)
+    return root
+
+
 def _list_command(args: argparse.Namespace) -> int:
-    root = project_root()
+    root = _command_root()
     for e in find_exercises(root):
         print(f"{e.id:>5}  {status(e, root):7}  {str(e.file) + ':' + str(e.begin + 2):32}  {e.title}")
     return 0
 
 
 def _check_command(args: argparse.Namespace) -> int:
-    root = project_root()
+    root = _command_root()  # its tests run in root, where they import root's tinyllm
     for e in [lookup(args.id, root)] if args.id else find_exercises(root):
         result = run_tests(e, root)
         if result.returncode == 0:
@@ -258,6 +281,6 @@ def _check_command(args: argparse.Namespace) -> int:
 
 
 def _hint_command(args: argparse.Namespace) -> int:
-    e = lookup(args.id)
+    e = lookup(args.id, _command_root())
     print(f"Exercise {e.id}: {e.title}\n  in {e.file}\n\n{e.hint}")
     return 0
