@@ -1,4 +1,5 @@
 """The tinyllm command line: tokenizer train / encode / decode, help, and errors."""
+import subprocess
 import sys
 
 import pytest
@@ -27,6 +28,15 @@ def test_every_option_of_every_command_says_what_it_does():
     undocumented = [(p.prog, a.dest) for p in parsers(build_parser()) for a in p._actions
                     if not isinstance(a, argparse._SubParsersAction) and len(a.help or "") < 10]
     assert undocumented == []
+
+
+def test_a_reader_that_leaves_early_stops_the_command_quietly():
+    # `tinyllm ... | head`: once head has read enough, the next write finds the pipe closed
+    reader = subprocess.Popen([sys.executable, "-m", "tinyllm.cli", "exercises", "list"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader.stdout.close()   # gone before the command writes its first line
+    err = reader.stderr.read().decode()
+    assert reader.wait() == 1 and err == "", err
 
 
 def test_tokenizer_train_encode_decode(tmp_path, capsys):

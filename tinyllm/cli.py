@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .backend import default_device
@@ -301,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except NotImplementedError:  # a blank exercise: show the traceback, it points at the region
         raise
+    except BrokenPipeError:  # the reader left (`tinyllm sample | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so Python's last flush cannot fail too
+        return 1
     except (ValueError, OSError, RuntimeError) as e:  # bad input, a full disk, ...: one clear line, no traceback
         print(f"tinyllm: error: {e}", file=sys.stderr)
         return 2
