@@ -105,6 +105,15 @@ def test_the_learning_rate_decays_to_a_tenth_of_its_peak_unless_told():
     assert TrainConfig(lr=3e-5, min_lr=3e-5).min_lr == 3e-5        # constant after warmup
 
 
+def test_a_run_that_ends_inside_its_warmup_says_so(trained_run, tmp_path):
+    assert not any(line.startswith("note:") for line in trained_run[1]["log"])   # 120 steps, warmup 100
+    lines = []
+    train(TrainConfig(max_iters=3, warmup_iters=100, lr=2e-3, eval_iters=1, n_layer=1, batch_size=2,
+                      out=str(tmp_path)), log=lines.append)
+    assert ("note: the run ends inside its warmup (--warmup-iters 100, --max-iters 3): the learning rate "
+            "climbs to 5.94e-05, never to --lr 0.002") in lines                 # 2e-3 · 3/101
+
+
 def test_a_vocabulary_size_is_for_a_new_bpe_tokenizer_only():
     assert TrainConfig(tokenizer="bpe").vocab_size == 512
     assert TrainConfig(tokenizer="bpe", vocab_size=300).vocab_size == 300

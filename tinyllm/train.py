@@ -263,6 +263,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     log(f"model {cfg.init_from or cfg.preset}: {n_params:,} parameters, {config.n_layer} layers, "
         f"{config.n_head} heads, {config.n_embd} wide, context {config.block_size}; "
         f"{tokens_per_step:,} tokens per step on {cfg.device}")
+    if cfg.warmup_iters >= cfg.max_iters > first_step:   # a short trial run, most likely: say what it means
+        last_lr = optim.cosine_lr(cfg.max_iters - 1, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
+        log(f"note: the run ends inside its warmup (--warmup-iters {cfg.warmup_iters}, --max-iters "
+            f"{cfg.max_iters}): the learning rate climbs to {last_lr:.2e}, never to --lr {cfg.lr:g}")
     out.mkdir(parents=True, exist_ok=True)
     history = {"step": [], "loss": [], "eval_step": [], "train": [], "val": []}
     prompt = document_start(tokenizer)   # the samples shown start a fresh text
