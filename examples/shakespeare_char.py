@@ -1,6 +1,8 @@
 """Shakespeare, one character at a time: nanoGPT's CPU recipe on a laptop.
 
-    python examples/shakespeare_char.py ../shared/data/tinyshakespeare.txt
+    python examples/shakespeare_char.py https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt
+
+(the 1.1 MB corpus nanoGPT uses, downloaded once and cached; or give the path of a copy)
 
 The recipe: preset "baby" (4 layers, 4 heads, 128 wide, a 64-character
 context), batch 12, AdamW with lr 1e-3 warming up over 100 steps and decaying
@@ -21,7 +23,7 @@ FAST = os.environ.get("TINYLLM_FAST") == "1"  # CI's smoke test: a few steps onl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("text_file", help="a plain-text corpus, e.g. tinyshakespeare.txt")
+    parser.add_argument("text_file", help="a plain-text corpus: a file, or an http(s) URL (downloaded once)")
     parser.add_argument("--out", default="out/shakespeare_char", help="checkpoint directory (default: %(default)s)")
     parser.add_argument("--max-iters", type=int, default=10 if FAST else 2000,
                         help="training steps (default: %(default)s)")
