@@ -11,11 +11,13 @@
 # mean the same context window sees more text, at the price of a bigger vocabulary.
 
 # %%
+import os
 from collections import Counter
 from pathlib import Path
 
 from shared import FAST
 from tinyllm.data import load_corpus
+from tinyllm.pretrained import gpt2_tokenizer_files
 from tinyllm.tokenizer import ByteLevelBPE, CharTokenizer, merge_pair
 
 sentence = "Tokenizers cut text into pieces: ünïcödé too! 🙂"
@@ -94,18 +96,21 @@ except ValueError as e:
 # %% [markdown]
 # ## GPT-2's released tokenizer
 # GPT-2 is code plus parameters, and its tokenizer is part of the parameters: 50,000
-# merges learned from web text, published as `encoder.json` and `vocab.bpe`. tinyllm
-# reads them (from `../shared/data/gpt2/` here, when present) and gives the same ids
-# as OpenAI's: "Hello world" is [15496, 995].
+# merges learned from web text, published as `encoder.json` and `vocab.bpe` (Hugging
+# Face calls the same two files `vocab.json` and `merges.txt`). tinyllm reads them and
+# gives the same ids as OpenAI's: "Hello world" is [15496, 995]. This cell looks in the
+# folder of the README's "OpenAI's GPT-2" download (`gpt2`, or `TINYLLM_GPT2`).
 
 # %%
-gpt2_dir = Path(__file__).resolve().parents[2] / "shared" / "data" / "gpt2"
-if (gpt2_dir / "encoder.json").is_file():
-    gpt2 = ByteLevelBPE.from_gpt2_files(gpt2_dir / "encoder.json", gpt2_dir / "vocab.bpe")
+folders = [Path(os.environ.get("TINYLLM_GPT2", "gpt2")),              # the README's download
+           Path(__file__).resolve().parents[2] / "shared" / "data" / "gpt2"]  # tinyllm's developers' copy
+files = next(filter(None, map(gpt2_tokenizer_files, folders)), None)
+if files:
+    gpt2 = ByteLevelBPE.from_gpt2_files(*files)
     print("Hello world ->", gpt2.encode("Hello world"))
     print("|".join(gpt2.decode([i]) for i in gpt2.encode(sentence)))
 else:
-    print(f"(GPT-2's files are not in {gpt2_dir}; skipping)")
+    print(f"(GPT-2's tokenizer files are not in {folders[0].resolve()}; skipping)")
 
 # %% [markdown]
 # ## What you now know

@@ -148,12 +148,21 @@ def find_gpt2_download(path: str | os.PathLike) -> Path | None:
     return directory if (directory / "model.safetensors").is_file() else None
 
 
+def gpt2_tokenizer_files(directory: str | os.PathLike) -> tuple[Path, Path] | None:
+    """GPT-2's two tokenizer files in ``directory``, for ``ByteLevelBPE.from_gpt2_files``: Hugging
+    Face's vocab.json and merges.txt, or OpenAI's own names for them, encoder.json and vocab.bpe.
+    None when neither pair is there."""
+    directory = Path(directory)
+    pairs = [("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe")]
+    return next(((directory / a, directory / b) for a, b in pairs
+                 if (directory / a).is_file() and (directory / b).is_file()), None)
+
+
 def load_gpt2(path: str | os.PathLike) -> tuple[GPT, ByteLevelBPE]:
     """GPT-2 from a Hugging Face download (the directory, or its model.safetensors; see the top
     of this file), on the CPU, in eval mode.
 
-    The tokenizer is read from vocab.json and merges.txt, or from OpenAI's own names for the
-    same two files, encoder.json and vocab.bpe.
+    The tokenizer is read from the files ``gpt2_tokenizer_files`` finds beside the weights.
     """
     path = find_gpt2_download(path) or Path(path)
     for name in ("model.safetensors", "config.json"):
@@ -165,9 +174,7 @@ def load_gpt2(path: str | os.PathLike) -> tuple[GPT, ByteLevelBPE]:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path / 'config.json'} is not JSON ({e})") from None
     config = gpt2_config(config if isinstance(config, dict) else {})
-    tokenizer_files = next(((path / a, path / b) for a, b in [("vocab.json", "merges.txt"),
-                                                               ("encoder.json", "vocab.bpe")]
-                            if (path / a).is_file() and (path / b).is_file()), None)
+    tokenizer_files = gpt2_tokenizer_files(path)
     if tokenizer_files is None:
         raise FileNotFoundError(f"{path} has no tokenizer: put GPT-2's vocab.json and merges.txt beside the weights")
     tokenizer = ByteLevelBPE.from_gpt2_files(*tokenizer_files)
