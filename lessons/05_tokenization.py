@@ -3,8 +3,8 @@
 #
 # **What you will build:** three ways to turn text into integers (characters, UTF-8
 # bytes, and byte-level BPE, GPT-2's method), BPE's merges carried out by hand on a
-# toy string, a BPE tokenizer trained on Python's docs, and, when its files are
-# present, GPT-2's released tokenizer cutting the same sentence.
+# toy string, a BPE tokenizer trained on Python's docs and what a bigger vocabulary
+# buys, and, when its files are present, GPT-2's released tokenizer on the same text.
 #
 # A model reads integers, not text. The *tokenizer* decides what one integer stands
 # for: a character, a byte, or a frequent chunk such as " the". Fewer, longer tokens
@@ -15,7 +15,9 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from shared import FAST
+import matplotlib.pyplot as plt
+
+from shared import FAST, save_figure
 from tinyllm.data import load_corpus
 from tinyllm.pretrained import gpt2_tokenizer_files
 from tinyllm.tokenizer import ByteLevelBPE, CharTokenizer, merge_pair
@@ -76,6 +78,35 @@ print(f"on pydoc text: {len(sample) / len(bpe.encode(sample)):.2f} characters pe
 assert bpe.decode(bpe.encode(sentence)) == sentence  # nothing lost: bytes can spell anything
 
 # %% [markdown]
+# ## How big a vocabulary?
+# Merges are learned one after another, and a later one never changes an earlier one:
+# the first k merges of a long training run *are* the tokenizer that training to
+# 256 + k would give. So one run to 4096 shows every smaller vocabulary too.
+
+# %%
+big = ByteLevelBPE.train(text, vocab_size=600 if FAST else 4096)
+assert big.merges[:len(bpe.merges)] == bpe.merges        # the tokenizer above is its beginning
+sizes = [256, 512, 600] if FAST else [256, 512, 1024, 2048, 4096]
+per_token = [len(sample) / len(ByteLevelBPE(big.merges[:size - 256]).encode(sample)) for size in sizes]
+for size, chars_per_token in zip(sizes, per_token):
+    print(f"vocabulary {size:5d}: {chars_per_token:.2f} characters per token")
+fig, ax = plt.subplots(figsize=(5, 3.5))
+ax.plot(sizes, per_token, "o-")
+ax.set_xscale("log", base=2)
+ax.set_xticks(sizes, [str(size) for size in sizes])
+ax.set(xlabel="vocabulary size (256 bytes + merges)", ylabel="characters per token",
+       title="Each doubling of the vocabulary buys less", ylim=(0, None))
+save_figure(fig, "05_vocabulary_size.png")
+
+# %% [markdown]
+# The first merges take the commonest pairs and shorten the text the most; each
+# doubling after that buys less. What a bigger vocabulary costs: a row of the
+# embedding table and a column of the output layer per token (GPT-2's 50,257 × 768
+# are 38.6M of its 124M parameters, lesson 08), and a rare token is seen too few
+# times in training to learn it well. What it buys: shorter sequences, so the same
+# context sees more text and a step costs less per character.
+
+# %% [markdown]
 # ## Special tokens
 # GPT-2 learned from documents joined end to end with `<|endoftext|>` between them:
 # one extra id after the merges, a token no text spells by accident. Encoding a corpus
@@ -99,7 +130,9 @@ except ValueError as e:
 # merges learned from web text, published as `encoder.json` and `vocab.bpe` (Hugging
 # Face calls the same two files `vocab.json` and `merges.txt`). tinyllm reads them and
 # gives the same ids as OpenAI's: "Hello world" is [15496, 995]. This cell looks in the
-# folder of the README's "OpenAI's GPT-2" download (`gpt2`, or `TINYLLM_GPT2`).
+# folder of the README's "OpenAI's GPT-2" download (`gpt2`, or `TINYLLM_GPT2`). A
+# tokenizer fits the text it learned from: on pydoc, GPT-2's 50,257 tokens, learned
+# from web text, average fewer characters than our 4096, learned from pydoc itself.
 
 # %%
 folders = [Path(os.environ.get("TINYLLM_GPT2", "gpt2")),              # the README's download
@@ -109,6 +142,8 @@ if files:
     gpt2 = ByteLevelBPE.from_gpt2_files(*files)
     print("Hello world ->", gpt2.encode("Hello world"))
     print("|".join(gpt2.decode([i]) for i in gpt2.encode(sentence)))
+    print(f"on the pydoc sample: {len(sample) / len(gpt2.encode(sample)):.2f} characters per token "
+          f"(ours of {big.vocab_size}, trained on this very text: {per_token[-1]:.2f})")
 else:
     print(f"(GPT-2's tokenizer files are not in {folders[0].resolve()}; skipping)")
 
