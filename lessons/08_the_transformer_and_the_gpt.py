@@ -4,14 +4,15 @@
 # **What you will build:** the whole GPT-2 architecture out of the pieces you know:
 # LayerNorm, the MLP, attention, the residual stream, the Transformer block, then
 # the model from token ids to logits. And a count of GPT-2's 124,439,808
-# parameters, by formula and by the model itself.
+# parameters, by formula and by the model itself, and where they live as GPT-2 grows.
 
 # %%
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 
-import shared  # noqa: F401  (figures folder, Agg backend)
+from shared import save_figure
 from tinyllm import Tensor, functional as F, manual_seed
 from tinyllm.model import GPT, GPTConfig
 
@@ -79,12 +80,55 @@ print(f"by formula: {V * C:,} + {T * C:,} + {L} × {per_block:,} + {2 * C:,} = {
 gpt2 = GPT(GPTConfig.from_preset("gpt2"))
 print(f"GPT(gpt2).num_parameters() = {gpt2.num_parameters():,}")
 assert by_formula == gpt2.num_parameters() == 124_439_808
-del gpt2
 
 # %% [markdown]
-# Two thirds of the parameters sit in the blocks, mostly in the MLPs (8C² per block
-# against attention's 4C²); the embedding table holds the rest. GPT-2 is this code
-# plus these 124 million numbers.
+# ## Where the parameters live
+# The same count split by part: attention has 4C² + 4C per block (qkv and output), the
+# MLP 8C² + 5C, the two LayerNorms 4C. Checked against the model itself, whose
+# parameter names say where each one sits; then drawn for the four sizes OpenAI released.
+
+# %%
+def parameter_groups(config: GPTConfig) -> dict[str, int]:
+    """GPT-2's parameter count by part, from the formulas above."""
+    C, L = config.n_embd, config.n_layer
+    return {"embeddings": (config.vocab_size + config.block_size) * C, "attention": L * (4 * C * C + 4 * C),
+            "MLP": L * (8 * C * C + 5 * C), "LayerNorms": L * 4 * C + 2 * C}
+
+
+def part_of(name: str) -> str:   # "h.3.mlp.c_fc.weight" -> "MLP"
+    return next(part for key, part in [(".attn.", "attention"), (".mlp.", "MLP"), ("ln_", "LayerNorms"),
+                                       ("w", "embeddings")] if key in name)
+
+
+counted = dict.fromkeys(parameter_groups(gpt2.config), 0)
+for name, p in gpt2.named_parameters():
+    counted[part_of(name)] += p.size
+assert counted == parameter_groups(gpt2.config)
+del gpt2
+
+sizes = ["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]
+groups = [parameter_groups(GPTConfig.from_preset(size)) for size in sizes]
+fig, ax = plt.subplots(figsize=(6, 3.2))
+left = np.zeros(len(sizes))
+for part in groups[0]:
+    share = np.array([100 * g[part] / sum(g.values()) for g in groups])
+    ax.barh(sizes, share, left=left, label=part)
+    left += share
+for i, g in enumerate(groups):
+    print(f"{sizes[i]:12s} {sum(g.values()) / 1e6:7.1f}M parameters: " +
+          ", ".join(f"{part} {100 * n / sum(g.values()):.2f}%" for part, n in g.items()))
+ax.invert_yaxis()
+ax.set(xlabel="share of the parameters (%)", xlim=(0, 100), title="Where GPT-2's parameters live")
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=4, frameon=False)
+fig.tight_layout()
+save_figure(fig, "08_parameters.png")
+
+# %% [markdown]
+# In the smallest GPT-2 the embedding table holds almost a third of the parameters;
+# the blocks grow as L·C² and the table only as C, so in the largest it is down to a
+# twentieth, and nearly two thirds of everything is MLP (8C² per block against
+# attention's 4C²). The LayerNorms' few thousand are too thin to see. GPT-2 is this
+# code plus these numbers.
 #
 # OpenAI published the numbers. `tinyllm/pretrained.py` reads them from GPT-2's files on
 # Hugging Face (the README's "OpenAI's GPT-2" says which), into this very `GPT`: its
