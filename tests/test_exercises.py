@@ -89,6 +89,21 @@ def test_commands_act_on_the_copy_they_run_in(tmp_path, monkeypatch, capsys):
     assert "exercise 1.3 not yet" in capsys.readouterr().out
 
 
+def test_check_says_why_the_tests_could_not_run(monkeypatch, capsys):
+    import importlib.util
+
+    from tinyllm import exercises
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "pytest" else find_spec(name))
+    assert main(["exercises", "check", "1.1"]) == 2
+    assert "pytest is not installed: pip install -e '.[test]'" in capsys.readouterr().err
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    broken_conftest = subprocess.CompletedProcess([], 4, stdout="", stderr="ImportError while loading conftest")
+    monkeypatch.setattr(exercises, "run_tests", lambda e, root: broken_conftest)
+    assert main(["exercises", "check", "1.1"]) == 1
+    assert "exercise 1.1: its tests could not run\n  ImportError while loading conftest" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("exercise_id", ["2.3"])
 def test_check_reports_what_fails_in_a_blank_copy(tmp_path, exercise_id):
     copy = tmp_path / "learner"

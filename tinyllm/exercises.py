@@ -15,6 +15,7 @@ list, check, hint) is written at the end of this file.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -267,6 +268,9 @@ def _list_command(args: argparse.Namespace) -> int:
 
 
 def _check_command(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("pytest") is None:
+        raise ValueError("checking an exercise runs its tests, and pytest is not installed: "
+                         "pip install -e '.[test]' in your copy")
     root = _command_root()  # its tests run in root, where they import root's tinyllm
     for e in [lookup(args.id, root)] if args.id else find_exercises(root):
         result = run_tests(e, root)
@@ -274,8 +278,12 @@ def _check_command(args: argparse.Namespace) -> int:
             print(f"exercise {e.id} passed ({e.title})")
             continue
         failed = [line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
-        print(f"exercise {e.id} not yet: {len(failed)} test(s) fail\n  " + "\n  ".join(failed or
-              result.stdout.splitlines()[-5:]) + f"\nrun: python -m pytest {' '.join(repr(t) for t in e.tests)}")
+        if failed:
+            print(f"exercise {e.id} not yet: {len(failed)} test(s) fail\n  " + "\n  ".join(failed))
+        else:  # the tests did not even run (a syntax error in your code, ...): pytest's last words say why
+            print(f"exercise {e.id}: its tests could not run\n  " +
+                  "\n  ".join((result.stdout + result.stderr).strip().splitlines()[-8:]))
+        print(f"run: python -m pytest {' '.join(repr(t) for t in e.tests)}")
         return 1
     return 0
 
