@@ -96,8 +96,9 @@ def parameter_groups(config: GPTConfig) -> dict[str, int]:
 
 
 def part_of(name: str) -> str:   # "h.3.mlp.c_fc.weight" -> "MLP"
-    return next(part for key, part in [(".attn.", "attention"), (".mlp.", "MLP"), ("ln_", "LayerNorms"),
-                                       ("w", "embeddings")] if key in name)
+    if name.startswith(("wte.", "wpe.")):
+        return "embeddings"
+    return "attention" if ".attn." in name else "MLP" if ".mlp." in name else "LayerNorms"
 
 
 counted = dict.fromkeys(parameter_groups(gpt2.config), 0)
