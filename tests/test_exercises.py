@@ -94,7 +94,8 @@ def test_check_says_why_the_tests_could_not_run(monkeypatch, capsys):
 
     from tinyllm import exercises
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "pytest" else find_spec(name))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, package=None: None if name == "pytest" else find_spec(name, package))
     assert main(["exercises", "check", "1.1"]) == 2
     assert "pytest is not installed: pip install -e '.[test]'" in capsys.readouterr().err
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)

@@ -280,7 +280,7 @@ def _check_command(args: argparse.Namespace) -> int:
         failed = [line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
         if failed:
             print(f"exercise {e.id} not yet: {len(failed)} test(s) fail\n  " + "\n  ".join(failed))
-        else:  # the tests did not even run (a syntax error in your code, ...): pytest's last words say why
+        else:  # no test ran (a conftest that cannot be imported, pytest failing, ...): its last words say why
             print(f"exercise {e.id}: its tests could not run\n  " +
                   "\n  ".join((result.stdout + result.stderr).strip().splitlines()[-8:]))
         print(f"run: python -m pytest {' '.join(repr(t) for t in e.tests)}")
