@@ -135,9 +135,8 @@ except ValueError as e:
 # from web text, average fewer characters than our 4096, learned from pydoc itself.
 
 # %%
-folders = [Path(os.environ.get("TINYLLM_GPT2", "gpt2")),              # the README's download
-           Path(__file__).resolve().parents[2] / "shared" / "data" / "gpt2"]  # tinyllm's developers' copy
-files = next(filter(None, map(gpt2_tokenizer_files, folders)), None)
+gpt2_dir = Path(os.environ.get("TINYLLM_GPT2", "gpt2"))
+files = gpt2_tokenizer_files(gpt2_dir)
 if files:
     gpt2 = ByteLevelBPE.from_gpt2_files(*files)
     print("Hello world ->", gpt2.encode("Hello world"))
@@ -145,7 +144,7 @@ if files:
     print(f"on the pydoc sample: {len(sample) / len(gpt2.encode(sample)):.2f} characters per token "
           f"(ours of {big.vocab_size}, trained on this very text: {per_token[-1]:.2f})")
 else:
-    print(f"(GPT-2's tokenizer files are not in {folders[0].resolve()}; skipping)")
+    print(f"(GPT-2's tokenizer files are not in {gpt2_dir.resolve()}; skipping)")
 
 # %% [markdown]
 # ## What you now know
