@@ -1,5 +1,8 @@
 """Every lesson runs end to end in its fast mode (TINYLLM_FAST=1), as a learner would run it,
-and draws the figures lessons/README.md promises for it."""
+and draws the figures lessons/README.md promises for it.
+
+Each runs as a notebook runs it: in the lessons folder, all its cells in one namespace that
+has no ``__file__``. (A lesson that runs so also runs as ``python lessons/NN_name.py``.)"""
 import os
 import re
 import subprocess
@@ -11,6 +14,8 @@ import pytest
 from conftest import SHARED_DATA
 
 LESSONS = sorted((Path(__file__).resolve().parents[1] / "lessons").glob("[0-9][0-9]_*.py"))
+AS_A_NOTEBOOK = ("import sys; path = sys.argv[1]; "
+                 "exec(compile(open(path, encoding='utf-8').read(), path, 'exec'), {'__name__': '__main__'})")
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
@@ -18,7 +23,8 @@ def test_lesson_runs(lesson, tmp_path):
     env = {**os.environ, "TINYLLM_FAST": "1", "TINYLLM_FIGURES": str(tmp_path), "MPLBACKEND": "Agg"}
     if (SHARED_DATA / "gpt2").is_dir():  # GPT-2's tokenizer files, for lesson 05 (13 also wants the weights)
         env["TINYLLM_GPT2"] = str(SHARED_DATA / "gpt2")
-    result = subprocess.run([sys.executable, str(lesson)], env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", AS_A_NOTEBOOK, str(lesson)], cwd=lesson.parent, env=env,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     if lesson.name.startswith("05") and "TINYLLM_GPT2" in env:
         assert "Hello world -> [15496, 995]" in result.stdout
