@@ -32,16 +32,30 @@ def small_trained_model(steps: int | None = None):
     Trained once (about 40 s on 2 cores for the default 600 steps) and kept in the
     tinyllm cache, so the lessons that need a trained model share it. It lives on the
     CPU whatever TINYLLM_DEVICE says: the lessons read its arrays with NumPy and matplotlib.
+    Trained again when tinyllm's code changes (your exercises, fixed), and when the last
+    run was stopped before its final step (its checkpoint then holds a half-trained model).
     """
     from tinyllm.checkpoint import checkpoint_path, load_checkpoint
     from tinyllm.data import cache_dir
     from tinyllm.train import TrainConfig, train
     steps = steps or (20 if FAST else 600)
-    out = cache_dir() / "lessons" / f"pydoc-baby-{steps}"
-    if not checkpoint_path(out).is_file():
+    out = cache_dir() / "lessons" / f"pydoc-baby-{steps}-{code_version()}"
+    ckpt = load_checkpoint(out, device="cpu") if checkpoint_path(out).is_file() else None
+    if ckpt is None or ckpt["step"] < steps:
         print(f"training a small model for {steps} steps (once; it is cached in {out}) ...")
         train(TrainConfig(max_iters=steps, eval_interval=steps, eval_iters=5, sample_interval=10 ** 9,
                           log_interval=max(1, steps // 4), warmup_iters=min(100, steps // 10), out=str(out),
                           device="cpu"))
-    ckpt = load_checkpoint(out, device="cpu")
+        ckpt = load_checkpoint(out, device="cpu")
     return ckpt["model"].eval(), ckpt["tokenizer"]
+
+
+def code_version() -> str:
+    """A short hash of the tinyllm package's source code: which code a cached model was trained by."""
+    import hashlib
+
+    import tinyllm
+    digest = hashlib.sha256()
+    for path in sorted(Path(tinyllm.__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]

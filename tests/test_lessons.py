@@ -36,3 +36,22 @@ def test_the_fourteen_lessons_are_listed_in_the_readme():
     assert [p.name[:2] for p in LESSONS] == [f"{i:02d}" for i in range(1, 15)]
     readme = (LESSONS[0].parent / "README.md").read_text()
     assert all(f"`{p.name}`" in readme for p in LESSONS)
+
+
+def test_the_lessons_model_is_trained_again_after_a_stopped_run_or_a_code_change(tmp_path, monkeypatch, capsys):
+    from tinyllm.checkpoint import load_checkpoint, save_checkpoint
+    monkeypatch.setenv("TINYLLM_CACHE", str(tmp_path))
+    monkeypatch.syspath_prepend(str(LESSONS[0].parent))
+    import shared
+
+    def trained() -> bool:   # did this call train a model, or take the cached one?
+        shared.small_trained_model(steps=3)
+        return "training a small model" in capsys.readouterr().out
+
+    assert trained() and not trained()
+    (out,) = (tmp_path / "lessons").iterdir()
+    ckpt = load_checkpoint(out)
+    save_checkpoint(out, ckpt["model"], None, ckpt["tokenizer"], step=0)   # what a run stopped early leaves
+    assert trained() and not trained()
+    monkeypatch.setattr(shared, "code_version", lambda: "other code")     # an exercise solved, or fixed
+    assert trained()
