@@ -52,8 +52,8 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
     "3.1": ([f"{_GRAD}[relu]"], "Multiply g by the mask (a > 0)."),
     "3.2": (["tests/test_optim.py::test_sgd_with_momentum_by_hand"],
             "g holds every gradient, laid out like self.flat (all parameters in one array). With momentum, "
-            "keep one buffer v (self._buffer), v = μ·v + g in place, and step with v instead of g: "
-            "self.flat -= lr·g."),
+            "keep one buffer v (self._buffer), v = μ·v + g in place, and step with v: self.flat -= lr·v. "
+            "Without momentum the step is self.flat -= lr·g."),
     "4.1": ([f"{_GRAD}[log_softmax]"], "y = x - logΣe^x, so dx = g - softmax(x)·Σg, and softmax(x) = e^y."),
     "4.2": ([f"{_GRAD}[cross_entropy]", f"{_GRAD}[cross_entropy_3d_ignore]",
              "tests/test_functional.py::test_cross_entropy_by_hand"],
