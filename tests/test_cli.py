@@ -39,6 +39,24 @@ def test_a_reader_that_leaves_early_stops_the_command_quietly():
     assert reader.wait() == 1 and err == "", err
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is a POSIX signal")
+def test_ctrl_c_stops_a_command_without_a_traceback(tmp_path):
+    import signal
+
+    from tinyllm.checkpoint import save_checkpoint
+    from tinyllm.model import GPT, GPTConfig
+    from tinyllm.tokenizer import CharTokenizer
+    tok = CharTokenizer.train("abc\n")
+    save_checkpoint(tmp_path, GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=1,
+                                             n_embd=8)), None, tok, step=0)
+    sampling = subprocess.Popen([sys.executable, "-m", "tinyllm.cli", "sample", "--ckpt", str(tmp_path),
+                                 "--max-new-tokens", "10000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert sampling.stdout.read(1)          # it is streaming text
+    sampling.send_signal(signal.SIGINT)
+    err = sampling.communicate(timeout=60)[1].decode()
+    assert sampling.returncode == 130 and err.strip() == "interrupted", err
+
+
 def test_tokenizer_train_encode_decode(tmp_path, capsys):
     data = tmp_path / "corpus.txt"
     data.write_text("the cat sat on the mat. the dog sat on the log. " * 40, encoding="utf-8")

@@ -302,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except NotImplementedError:  # a blank exercise: show the traceback, it points at the region
         raise
+    except KeyboardInterrupt:  # Ctrl-C (train has its own word on the checkpoint): no traceback
+        print("\ninterrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # the reader left (`tinyllm sample | head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so Python's last flush cannot fail too
         return 1
