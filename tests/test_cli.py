@@ -51,7 +51,7 @@ def test_ctrl_c_stops_a_command_without_a_traceback(tmp_path):
                                              n_embd=8)), None, tok, step=0)
     sampling = subprocess.Popen([sys.executable, "-m", "tinyllm.cli", "sample", "--ckpt", str(tmp_path),
                                  "--max-new-tokens", "10000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert sampling.stdout.read(1)          # it is streaming text
+    assert sampling.stdout.read(1), sampling.communicate()[1].decode()   # it is streaming text
     sampling.send_signal(signal.SIGINT)
     err = sampling.communicate(timeout=60)[1].decode()
     assert sampling.returncode == 130 and err.strip() == "interrupted", err
