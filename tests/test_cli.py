@@ -15,6 +15,12 @@ def test_help_lists_the_commands(capsys):
     assert "tokenizer" in out and "train" in out
 
 
+def test_python_dash_m_tinyllm_is_the_command():
+    import tinyllm
+    result = subprocess.run([sys.executable, "-m", "tinyllm", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.split() == ["tinyllm", tinyllm.__version__], result.stderr
+
+
 def test_every_option_of_every_command_says_what_it_does():
     import argparse
     from tinyllm.cli import build_parser
