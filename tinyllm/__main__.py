@@ -3,4 +3,5 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # (tools that import every module, such as bench's profiler, must not run it)
+    sys.exit(main())
