@@ -20,6 +20,7 @@ import sys
 
 from .backend import default_device
 from .checkpoint import CHECKPOINT_HELP
+from .data import BPE_VOCAB_SIZE
 from .exercises import add_exercise_commands
 
 DEVICE_HELP = "cpu or cuda (cuda needs CuPy: see the README); the default is TINYLLM_DEVICE when set"
@@ -121,7 +122,7 @@ def _add_train_command(commands) -> None:
              "data_sha256": "expected sha256 of a downloaded corpus (checked before use)",
              "tokenizer": "'char', 'bpe' (trained on the corpus; '<|endoftext|>' in it stays one token) "
                           "or a tokenizer JSON file",
-             "vocab_size": "vocabulary size of a new BPE tokenizer, --tokenizer bpe (None: 512)",
+             "vocab_size": f"vocabulary size of a new BPE tokenizer, --tokenizer bpe (None: {BPE_VOCAB_SIZE})",
              "preset": "model shape: baby, char-small, gpt2, gpt2-medium, gpt2-large, gpt2-xl",
              "device": DEVICE_HELP,
              "grad_accum": "micro-batches per optimizer step",

@@ -102,7 +102,10 @@ def load_corpus(name_or_path: str, sha256: str | None = None) -> str:
     return text
 
 
-def make_tokenizer(kind: str, text: str, vocab_size: int = 512, verbose: bool = False) -> Tokenizer:
+BPE_VOCAB_SIZE = 512  # a new BPE tokenizer's vocabulary unless told: 256 bytes + 256 merges
+
+
+def make_tokenizer(kind: str, text: str, vocab_size: int = BPE_VOCAB_SIZE, verbose: bool = False) -> Tokenizer:
     """``"char"``: one id per character of ``text``; ``"bpe"``: byte-level BPE trained on
     ``text`` to ``vocab_size`` (with ``<|endoftext|>`` as a special token when the text
     separates documents with it); anything else: a saved tokenizer file."""

@@ -19,7 +19,7 @@ import numpy as np
 from . import optim
 from .backend import check_device, default_device, manual_seed, rng as backend_rng, set_tf32, xp_for
 from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from .data import TokenBatches, encode_corpus, load_corpus, make_tokenizer
+from .data import BPE_VOCAB_SIZE, TokenBatches, encode_corpus, load_corpus, make_tokenizer
 from .model import GPT, GPTConfig
 from .plots import plot_losses
 from .sample import document_start, generate
@@ -32,7 +32,7 @@ class TrainConfig:
     data: str = "pydoc"            # "pydoc", a text file or an http(s) URL
     data_sha256: str | None = None # expected sha256 of a downloaded corpus
     tokenizer: str = "char"        # "char", "bpe" or a tokenizer JSON file
-    vocab_size: int | None = None  # for a new BPE tokenizer; None: 512
+    vocab_size: int | None = None  # for a new BPE tokenizer; None: BPE_VOCAB_SIZE
     preset: str = "baby"           # model shape (see GPTConfig.from_preset)
     n_layer: int | None = None     # overrides of the preset
     n_head: int | None = None
@@ -86,7 +86,7 @@ class TrainConfig:
             # a char tokenizer's vocabulary is the corpus's characters; a tokenizer file has its own
             refuse("vocab_size", f"left out with --tokenizer {self.tokenizer}: it sizes a new BPE tokenizer only")
         if self.vocab_size is None:
-            self.vocab_size = 512
+            self.vocab_size = BPE_VOCAB_SIZE
         if self.init_from:
             for name in ("n_layer", "n_head", "n_embd"):
                 if getattr(self, name) is not None:
