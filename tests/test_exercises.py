@@ -90,8 +90,6 @@ def test_commands_act_on_the_copy_they_run_in(tmp_path, monkeypatch, capsys):
 
 
 def test_check_says_why_the_tests_could_not_run(monkeypatch, capsys):
-    import importlib.util
-
     from tinyllm import exercises
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
