@@ -11,13 +11,11 @@
 # mean the same context window sees more text, at the price of a bigger vocabulary.
 
 # %%
-import os
 from collections import Counter
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from shared import FAST, save_figure
+from shared import FAST, GPT2_DIR, save_figure
 from tinyllm.data import load_corpus
 from tinyllm.pretrained import gpt2_tokenizer_files
 from tinyllm.tokenizer import ByteLevelBPE, CharTokenizer, merge_pair
@@ -135,8 +133,7 @@ except ValueError as e:
 # from web text, average fewer characters than our 4096, learned from pydoc itself.
 
 # %%
-gpt2_dir = Path(os.environ.get("TINYLLM_GPT2", "gpt2"))
-files = gpt2_tokenizer_files(gpt2_dir)
+files = gpt2_tokenizer_files(GPT2_DIR)
 if files:
     gpt2 = ByteLevelBPE.from_gpt2_files(*files)
     print("Hello world ->", gpt2.encode("Hello world"))
@@ -144,7 +141,7 @@ if files:
     print(f"on the pydoc sample: {len(sample) / len(gpt2.encode(sample)):.2f} characters per token "
           f"(ours of {big.vocab_size}, trained on this very text: {per_token[-1]:.2f})")
 else:
-    print(f"(GPT-2's tokenizer files are not in {gpt2_dir.resolve()}; skipping)")
+    print(f"(GPT-2's tokenizer files are not in {GPT2_DIR.resolve()}; skipping)")
 
 # %% [markdown]
 # ## What you now know

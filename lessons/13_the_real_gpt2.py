@@ -13,14 +13,13 @@
 
 # %%
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from shared import FAST
+from shared import FAST, GPT2_DIR
 from tinyllm import Tensor, manual_seed
 from tinyllm.model import GPT, GPTConfig
 from tinyllm.pretrained import CONV1D_WEIGHTS, gpt2_state_dict, read_safetensors, write_safetensors
@@ -110,23 +109,23 @@ shutil.rmtree(work)                                       # the lesson's files a
 # ## The model OpenAI trained
 # Put GPT-2's four files in a folder (the README's "OpenAI's GPT-2" has the commands)
 # and set `TINYLLM_GPT2` to it, or name the folder `gpt2` beside where you run this
-# lesson. `load_checkpoint` recognises such a folder, so every tinyllm command takes
-# it as a checkpoint: `tinyllm sample --ckpt gpt2`, `tinyllm predict --ckpt gpt2 ...`.
+# lesson (`shared.GPT2_DIR` is that folder). `load_checkpoint` recognises such a
+# folder, so every tinyllm command takes it as a checkpoint: `tinyllm sample --ckpt
+# gpt2`, `tinyllm predict --ckpt gpt2 ...`.
 
 # %%
-gpt2_dir = Path(os.environ.get("TINYLLM_GPT2", "gpt2"))
-if (gpt2_dir / "model.safetensors").is_file():
+if (GPT2_DIR / "model.safetensors").is_file():
     from tinyllm.checkpoint import load_checkpoint
     from tinyllm.sample import generate, next_token_table
-    ckpt = load_checkpoint(gpt2_dir, device="cpu")
+    ckpt = load_checkpoint(GPT2_DIR, device="cpu")
     gpt2, tok = ckpt["model"], ckpt["tokenizer"]
-    print(f"GPT-2 from {gpt2_dir}: {gpt2.num_parameters():,} parameters")
+    print(f"GPT-2 from {GPT2_DIR}: {gpt2.num_parameters():,} parameters")
     prompt = "The capital of France is"
     print(f"after {prompt!r} GPT-2 expects:\n" + next_token_table(gpt2, tok, prompt, 5))
     text = "Alan Turing theorized that computers would one day become"
     print(tok.decode(generate(gpt2, tok.encode(text), 10 if FAST else 60, temperature=0.8, top_k=40, seed=0)))
 else:
-    print(f"no GPT-2 in {gpt2_dir.resolve()}: see the README's \"OpenAI's GPT-2\" to download its four files")
+    print(f"no GPT-2 in {GPT2_DIR.resolve()}: see the README's \"OpenAI's GPT-2\" to download its four files")
 
 # %% [markdown]
 # ## What you now know

@@ -15,6 +15,8 @@ matplotlib.use("Agg")  # write PNG files; no window needed
 FAST = os.environ.get("TINYLLM_FAST") == "1"  # CI's smoke test: tiny sizes, few steps
 FIGURES = Path(os.environ.get("TINYLLM_FIGURES", Path(__file__).parent / "figures"))
 FIGURES.mkdir(parents=True, exist_ok=True)
+# The README's "OpenAI's GPT-2" download (its four files), for lessons 05 and 13
+GPT2_DIR = Path(os.environ.get("TINYLLM_GPT2", "gpt2"))
 
 
 def save_figure(fig, name: str) -> Path:
