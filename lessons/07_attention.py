@@ -3,8 +3,8 @@
 #
 # **What you will build:** self-attention by hand on four tokens (queries, keys,
 # values, scores, the causal mask, softmax, the weighted sum), a check that
-# tinyllm's `CausalSelfAttention` computes exactly that, and maps of where a
-# trained model's heads look.
+# tinyllm's `CausalSelfAttention` computes exactly that, attention as one fused op
+# with its own backward, and maps of where a trained model's heads look.
 #
 # An embedding knows only its own token. Attention lets each position gather
 # information from earlier positions: every position emits a *query* ("what am I
@@ -18,8 +18,9 @@ import math
 import numpy as np
 
 from shared import FAST, save_figure, small_trained_model
-from tinyllm import Tensor, manual_seed
-from tinyllm.model import CausalSelfAttention, GPTConfig, causal_mask
+from tinyllm import Tensor, functional as F, manual_seed
+from tinyllm.functional import causal_mask
+from tinyllm.model import CausalSelfAttention, GPTConfig
 from tinyllm.plots import plot_attention_maps
 
 np.set_printoptions(precision=2, suppress=True)
@@ -78,6 +79,31 @@ print("largest difference from the by-hand version:", np.abs(ours[0] - by_hand).
 assert np.allclose(ours[0], by_hand, atol=1e-5)
 
 # %% [markdown]
+# ## One op, and what its graph keeps
+# The layer hands q, k and v to `F.scaled_dot_product_attention(q, k, v, is_causal=True)`
+# (PyTorch has a function of that name too). Built from its small ops, as above,
+# attention would leave the graph holding the scores, the weights and, in training,
+# the weights after dropout: each (B, H, T, T), 48 MiB per sequence per layer at
+# GPT-2's 12 heads and T = 1024. The fused op keeps the weights alone, and its
+# backward, written beside its forward in `tinyllm/functional.py`, works the rest
+# out from them. Its gradients must equal the ones autograd finds through the small ops:
+
+# %%
+arrays = [rng.standard_normal((1, 2, 6, 4)) for _ in range(3)]   # (B, H, T, D) for q, k and v
+grads = []
+for fused in (False, True):
+    q_t, k_t, v_t = (Tensor(a, requires_grad=True) for a in arrays)
+    if fused:
+        out = F.scaled_dot_product_attention(q_t, k_t, v_t, is_causal=True)
+    else:
+        weights_t = F.softmax(q_t @ k_t.transpose(-2, -1) / 2.0, mask=causal_mask(6, 6))   # √D = 2
+        out = weights_t @ v_t
+    out.sum().backward()
+    grads.append([t.grad.numpy() for t in (q_t, k_t, v_t)])
+print("largest difference in dq, dk, dv:", [float(np.abs(a - b).max()) for a, b in zip(*grads)])
+assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(*grads))
+
+# %% [markdown]
 # ## Where a trained model looks
 # `model.attention_maps(ids)` returns the weights of every layer (kept only when
 # asked for), and `tinyllm.plots.plot_attention_maps` draws them. Each small picture
@@ -109,6 +135,9 @@ print("every row sums to 1:", np.allclose(maps[0][0].sum(-1), 1, atol=1e-5))
 # - scores = q kᵀ / √D; the causal mask sets the future to -inf; softmax makes weights;
 #   the output is the weighted sum of values.
 # - Heads run side by side as one batched matmul over a (B, H, T, D) array.
+# - Fused into one op, attention's graph keeps only the weights; the backward finds
+#   dv, then the scores' gradient through softmax, then dq and dk, from them.
 #
-# **Exercises**: 7.1 the backward of `softmax` (`tinyllm/functional.py`), 7.2 the
-# attention weights in `CausalSelfAttention.forward` (`tinyllm/model.py`).
+# **Exercises** (all in `tinyllm/functional.py`): 7.1 the backward of `softmax`,
+# 7.2 the attention weights (`attention_weights`), 7.3 the backward of
+# `scaled_dot_product_attention`.

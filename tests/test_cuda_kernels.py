@@ -1,6 +1,6 @@
 """The fused CUDA kernels' formulas, without a GPU: their C bodies compiled for the CPU.
 
-functional.py sends GELU, softmax, LayerNorm, cross-entropy and dropout, and optim.py sends
+functional.py sends GELU, softmax, LayerNorm, cross-entropy, dropout and attention, and optim.py sends
 AdamW, through tinyllm/cuda_kernels.py on a GPU. Here that GPU path runs on NumPy arrays with each
 kernel's C text compiled by the host's C++ compiler (tests/cuda_on_host.py), so
 the gradchecks and a comparison with the NumPy path cover it on every CI run, and a
@@ -16,12 +16,13 @@ from test_ops_gradcheck import CASES, make_input
 from tinyllm import Tensor, cuda_kernels, functional as F, optim
 from tinyllm.backend import to_numpy
 from tinyllm.gradcheck import gradcheck
-from tinyllm.model import causal_mask
+from tinyllm.functional import causal_mask
 from tinyllm.nn import Parameter
 
 pytestmark = pytest.mark.skipif(COMPILER is None, reason="no C++ compiler to build the kernels for the host")
 
-FUSED = [c for c in CASES if c[0].startswith(("softmax", "gelu", "layer_norm", "cross_entropy", "dropout"))]
+FUSED = [c for c in CASES
+         if c[0].startswith(("softmax", "gelu", "layer_norm", "cross_entropy", "dropout", "attention"))]
 
 
 @pytest.mark.parametrize("name,fn,specs", FUSED, ids=[c[0] for c in FUSED])

@@ -124,3 +124,37 @@ def test_dropout_is_repeatable_with_manual_seed():
     tinyllm.manual_seed(7)
     b = F.dropout(x, 0.5).numpy()
     np.testing.assert_array_equal(a, b)
+
+
+def _attention_from_five_ops(q, k, v, p, generator):
+    scores = (q * (1 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)
+    att = F.softmax(scores, mask=F.causal_mask(q.shape[-2], k.shape[-2]))
+    return F.dropout(att, p, generator=generator) @ v
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3])
+def test_fused_attention_equals_its_five_ops(p, rng):
+    # Two new queries against five keys: the causal mask of a KV cache's step.
+    arrays = [rng.standard_normal(shape) for shape in [(2, 3, 2, 4), (2, 3, 5, 4), (2, 3, 5, 4)]]
+    g = rng.standard_normal((2, 3, 2, 4))
+    results = []
+    for attention in (_attention_from_five_ops, lambda q, k, v, p, generator:
+                      F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p, generator=generator)):
+        q, k, v = (Tensor(a, requires_grad=True) for a in arrays)
+        y = attention(q, k, v, p, np.random.default_rng(5))  # the same dropout draws in both
+        y.backward(g)
+        results.append([y.numpy(), q.grad.numpy(), k.grad.numpy(), v.grad.numpy()])
+    for fused, composed in zip(*results[::-1]):
+        np.testing.assert_allclose(fused, composed, rtol=1e-5, atol=1e-6)
+    # Query 0 is position 3 of 5: it sees keys 0..3, so key 4's gradient comes from query 1 only.
+    assert not np.allclose(results[1][2][:, :, 4], 0)
+
+
+def test_attention_names_bad_shapes():
+    q, k = Tensor(np.zeros((1, 2, 3, 4))), Tensor(np.zeros((1, 2, 5, 4)))
+    with pytest.raises(ValueError, match=r"q \(1, 2, 3, 4\), k \(1, 2, 5, 4\), v \(1, 2, 4, 4\)"):
+        F.scaled_dot_product_attention(q, k, Tensor(np.zeros((1, 2, 4, 4))))
+    with pytest.raises(ValueError, match=r"no more queries \(5\) than keys \(3\)"):
+        F.scaled_dot_product_attention(k, q, q, is_causal=True)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        F.scaled_dot_product_attention(q, k, k, dropout_p=1.0)

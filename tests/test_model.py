@@ -1,5 +1,6 @@
 """The GPT: parameter count, loss at init, causality, gradients, overfitting, saving and loading."""
 import math
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -136,6 +137,26 @@ def test_attention_maps_are_causal_distributions_and_cost_nothing_otherwise():
     np.testing.assert_allclose(maps[0].sum(-1), 1, rtol=1e-6)
     assert np.all(np.triu(maps[1][0, 0], 1) == 0)
     assert all(block.attn.attention is None for block in model.h)
+
+
+def test_between_forward_and_backward_a_layer_keeps_one_attention_sized_array():
+    """The (B, H, T, T) arrays are a long context's biggest: the graph keeps the attention
+    weights, which the backward reads, and no other (the scores, say). Counted with
+    tracemalloc (NumPy reports its arrays to it), per layer: 3 layers minus 1, halved."""
+    def kept_after_forward(n_layer):
+        model = tiny_model(block_size=256, n_layer=n_layer, n_head=4, n_embd=8)
+        ids = np.zeros((2, 256), dtype=np.int64)
+        model(ids, ids)  # once first, so the causal mask and other caches are made
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            logits, loss = model(ids, ids)
+            return tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+    per_layer = (kept_after_forward(3) - kept_after_forward(1)) / 2
+    weights = 2 * 4 * 256 * 256 * 4  # (B, H, T, T) float32 bytes
+    assert weights <= per_layer < 1.5 * weights, per_layer / weights
 
 
 def test_printing_a_model_lists_its_layers_as_pytorch_does():

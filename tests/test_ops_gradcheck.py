@@ -72,6 +72,14 @@ CASES += [
     ("masked_fill", lambda a: F.masked_fill(a, np.triu(np.ones((3, 3), bool), 1), -7.0), [(2, 3, 3)]),
     ("where", lambda a, b: F.where(np.array([True, False, True]), a, b), [(2, 3), (3,)]),
     ("dropout", lambda a: F.dropout(a, 0.3, generator=np.random.default_rng(0)), [(4, 5)]),
+    # attention: (B, H, T, D) queries against S keys; causal with T < S is a KV cache's step
+    ("attention", lambda q, k, v: F.scaled_dot_product_attention(q, k, v), [(2, 3, 4, 5), (2, 3, 6, 5), (2, 3, 6, 2)]),
+    ("attention_causal", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+     [(2, 2, 5, 3)] * 3),
+    ("attention_causal_cache", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+     [(1, 2, 2, 3), (1, 2, 5, 3), (1, 2, 5, 3)]),
+    ("attention_dropout", lambda q, k, v: F.scaled_dot_product_attention(
+        q, k, v, is_causal=True, dropout_p=0.3, generator=np.random.default_rng(0)), [(2, 2, 5, 3)] * 3),
 ]
 
 

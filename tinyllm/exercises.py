@@ -72,8 +72,14 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
             "dx = y·(g - Σ g·y) along the axis, with y the forward's output."),
     "7.2": (["tests/test_model.py::test_changing_token_t_never_changes_earlier_logits",
              "tests/test_model.py::test_attention_maps_are_causal_distributions_and_cost_nothing_otherwise"],
-            "scores = (q / √D) @ kᵀ, shape (B, H, T, T_keys); the mask comes from causal_mask(T, T_keys, xp); "
-            "then F.softmax(scores, axis=-1, mask=mask)."),
+            "scores = (q / √D) @ kᵀ (k.swapaxes(-2, -1)), shape (..., T, S); when is_causal the mask is "
+            "causal_mask(T, S, array_module(q)); then _softmax_forward(scores, -1, mask)."),
+    "7.3": ([f"{_GRAD}[attention]", f"{_GRAD}[attention_causal]", f"{_GRAD}[attention_causal_cache]",
+             f"{_GRAD}[attention_dropout]", "tests/test_functional.py::test_fused_attention_equals_its_five_ops[0.0]",
+             "tests/test_functional.py::test_fused_attention_equals_its_five_ops[0.3]"],
+            "Go back through y = A v, A = drop(P), P = softmax(s): dv = drop(P)ᵀ @ g; dA = g @ vᵀ, and "
+            "drop(dA) is dP; ds = _softmax_backward(P, dP); s = q kᵀ/√D gives dq = ds @ k/√D and "
+            "dk = dsᵀ @ q/√D. Swap the last two axes with .swapaxes(-2, -1)."),
     "8.1": ([f"{_GRAD}[layer_norm]", f"{_GRAD}[layer_norm_plain]"],
             "With d = g·w: dx = (d - mean(d) - x̂·mean(d·x̂)) · rstd, the means along the last axis (row_sums / C)."),
     "8.2": ([f"{_GRAD}[gelu]"],

@@ -13,6 +13,7 @@ rather than one per arithmetic step.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -73,27 +74,35 @@ def softmax(x: Tensor, axis: int = -1, mask=None) -> Tensor:
     backward, and the masked entries need no gradient of their own (their y is 0 below).
     Every row must keep at least one unmasked entry.
     """
-    xp = array_module(x.data)
-    if is_cupy_array(x.data) and axis in (-1, x.ndim - 1):  # on a GPU: the same maths, fused kernels
-        masked = False if mask is None else _device_mask(mask, x.data)
-        y = cuda_kernels.softmax(x.data, masked)[0]
-        return from_op(y, (x,), lambda g: (cuda_kernels.softmax_backward(y, g),), "softmax")
+    y = _softmax_forward(x.data, axis, mask)
+    return from_op(y, (x,), lambda g: (_softmax_backward(y, g, axis),), "softmax")
+
+
+def _softmax_forward(x, axis: int = -1, mask=None):
+    """softmax's forward on an array (attention calls it too): a new array, x is not changed."""
+    xp = array_module(x)
+    if is_cupy_array(x) and axis in (-1, x.ndim - 1):   # on a GPU: the same maths, fused kernels
+        return cuda_kernels.softmax(x, False if mask is None else _device_mask(mask, x))[0]
     if mask is None:
-        y = x.data - x.data.max(axis=axis, keepdims=True)
+        y = x - x.max(axis=axis, keepdims=True)
     else:
-        y = x.data + _mask_bias(mask, x.data)           # -inf where masked: e^-inf = 0
+        y = x + _mask_bias(mask, x)                     # -inf where masked: e^-inf = 0
         y -= y.max(axis=axis, keepdims=True)
     xp.exp(y, out=y)
     y /= _sum_along(y, axis)
+    return y
 
-    def backward(g):
-        # BEGIN EXERCISE 7.1: backward of softmax: dx = y·(g - Σ g·y)
-        # dy_i/dx_j = y_i (δ_ij - y_j)   =>   dx = y · (g - Σ_j g_j y_j)
-        dx = g - _sum_along(g * y, axis)
-        dx *= y
-        return (dx,)
-        # END EXERCISE
-    return from_op(y, (x,), backward, "softmax")
+
+def _softmax_backward(y, g, axis: int = -1):
+    """softmax's backward on arrays: dLoss/dx from the forward's output y and g = dLoss/dy."""
+    if is_cupy_array(y) and axis in (-1, y.ndim - 1):
+        return cuda_kernels.softmax_backward(y, g)
+    # BEGIN EXERCISE 7.1: backward of softmax: dx = y·(g - Σ g·y)
+    # dy_i/dx_j = y_i (δ_ij - y_j)   =>   dx = y · (g - Σ_j g_j y_j)
+    dx = g - _sum_along(g * y, axis)
+    dx *= y
+    return dx
+    # END EXERCISE
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -267,17 +276,90 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) ->
     The scaling keeps the expected value unchanged, so evaluation needs no dropout.
     ``generator`` is an ``xp.random.Generator``; by default the one ``manual_seed`` seeds.
     """
+    if not training or _dropout_probability(p) == 0:
+        return x
+    drop = _dropout_draw(x.data, p, generator)
+    return from_op(drop(x.data), (x,), lambda g: (drop(g),), "dropout")  # y = x·m   =>   dx = g·m
+
+
+def _dropout_probability(p: float) -> float:
     if not 0 <= p < 1:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-    if not training or p == 0:
-        return x
-    xp = array_module(x.data)
+    return p
+
+
+def _dropout_draw(like, p: float, generator=None):
+    """One draw of dropout for arrays shaped like ``like``: a function that zeroes each element
+    with probability p and scales the rest by 1/(1-p), the same elements at every call (so the
+    forward and the backward drop the same ones)."""
+    xp = array_module(like)
     generator = generator if generator is not None else rng(xp)
-    u = xp.asarray(generator.random(x.shape, dtype=x.dtype))  # uniform in [0, 1): keep where u >= p
+    u = xp.asarray(generator.random(like.shape, dtype=like.dtype))  # uniform in [0, 1): keep where u >= p
     scale = 1.0 / (1.0 - p)
-    if is_cupy_array(u):  # on a GPU: y = x·scale or 0, one kernel each way
-        return from_op(cuda_kernels.dropout(x.data, u, p, scale), (x,),
-                       lambda g: (cuda_kernels.dropout(g, u, p, scale),), "dropout")
-    mask = (u >= p).astype(x.dtype)
+    if is_cupy_array(u):  # on a GPU: a·scale or 0, one kernel
+        return lambda a: cuda_kernels.dropout(a, u, p, scale)
+    mask = (u >= p).astype(like.dtype)
     mask *= scale
-    return from_op(x.data * mask, (x,), lambda g: (g * mask,), "dropout")  # d(x·m)/dx = m
+    return lambda a: a * mask
+
+
+@lru_cache(maxsize=16)
+def causal_mask(T_query: int, T_key: int, xp=np):
+    """(T_query, T_key) boolean, True where a query may not look: keys in its future.
+
+    Queries are the last ``T_query`` of the ``T_key`` positions (all of them in training;
+    only the new one when generating with a KV cache, which then sees every key).
+    Made once per shape and shared by every layer and step: read it, never change it."""
+    mask = xp.triu(xp.ones((T_query, T_key), dtype=bool), k=1 + T_key - T_query)
+    if xp is np:
+        mask.flags.writeable = False
+    return mask
+
+
+def attention_weights(q, k, is_causal: bool = False):
+    """softmax(q kᵀ / √D) on arrays q (..., T, D) and k (..., S, D): the (..., T, S) weights,
+    row t saying how much query t takes from each key (with ``is_causal``, none from its future)."""
+    # BEGIN EXERCISE 7.2: attention weights: softmax(q kᵀ / √D), the causal mask applied when is_causal
+    # Scaling q first is the same number and touches T·D values instead of T·S.
+    scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.swapaxes(-2, -1)  # (B, H, T, D) @ (B, H, D, S) -> (B, H, T, S)
+    mask = causal_mask(q.shape[-2], k.shape[-2], array_module(q)) if is_causal else None
+    return _softmax_forward(scores, -1, mask)  # no peeking ahead; each row sums to 1
+    # END EXERCISE
+
+
+def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, is_causal: bool = False,
+                                 dropout_p: float = 0.0, generator=None) -> Tensor:
+    """Attention as one op, as PyTorch's function of this name: dropout(softmax(q kᵀ / √D)) @ v.
+
+    q (..., T, D), k (..., S, D), v (..., S, Dv) -> (..., T, Dv). ``is_causal``: query t sees
+    no key after it, the queries being the last T of the S positions (a KV cache's one new
+    query sees every key). ``dropout_p`` drops weights; pass 0 when not training.
+
+    Written as its five small ops, attention's graph would keep the scores, the weights and
+    the dropped weights: three (T, S) arrays per head, the largest arrays of a GPT step.
+    Fused, it keeps the weights only (and dropout's draw), and the backward recomputes the rest.
+    """
+    if q.shape[-1] != k.shape[-1] or k.shape[:-1] != v.shape[:-1] or q.shape[:-2] != k.shape[:-2]:
+        raise ValueError(f"scaled_dot_product_attention: q {q.shape}, k {k.shape}, v {v.shape} must be "
+                         "(..., T, D), (..., S, D), (..., S, Dv) with the same leading axes")
+    if is_causal and q.shape[-2] > k.shape[-2]:
+        raise ValueError(f"scaled_dot_product_attention: causal attention needs no more queries ({q.shape[-2]}) "
+                         f"than keys ({k.shape[-2]}): a query before the first key would see nothing")
+    att = attention_weights(q.data, k.data, is_causal)                     # (B, H, T, S)
+    drop = _dropout_draw(att, dropout_p, generator) if _dropout_probability(dropout_p) else (lambda a: a)
+    y = drop(att) @ v.data                                                 # (B, H, T, S) @ (B, H, S, D) -> (B, H, T, D)
+
+    def backward(g):
+        # y = A v with A = dropout(P), P = softmax(s), s = q kᵀ / √D:
+        #   dv = Aᵀ g,   dP = dropout(g vᵀ),   ds = softmax's backward(P, dP),   dq = ds k / √D,   dk = dsᵀ q / √D
+        # BEGIN EXERCISE 7.3: backward of attention: dv, then ds through dropout and softmax, then dq and dk
+        dv = drop(att).swapaxes(-2, -1) @ g                                # (B, H, S, T) @ (B, H, T, D) -> (B, H, S, D)
+        ds = _softmax_backward(att, drop(g @ v.data.swapaxes(-2, -1)))     # (B, H, T, D) @ (B, H, D, S) -> (B, H, T, S)
+        dq = ds @ k.data                                                   # (B, H, T, S) @ (B, H, S, D) -> (B, H, T, D)
+        dk = ds.swapaxes(-2, -1) @ q.data                                  # (B, H, S, T) @ (B, H, T, D) -> (B, H, S, D)
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        dq *= scale
+        dk *= scale
+        return dq, dk, dv
+        # END EXERCISE
+    return from_op(y, (q, k, v), backward, "attention")

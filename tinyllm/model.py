@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from functools import lru_cache
 
 import numpy as np
 
@@ -67,19 +66,6 @@ PRESETS = {
 }
 
 
-@lru_cache(maxsize=16)
-def causal_mask(T_query: int, T_key: int, xp=np):
-    """(T_query, T_key) boolean, True where a query may not look: keys in its future.
-
-    Queries are the last ``T_query`` of the ``T_key`` positions (all of them in training;
-    only the new one when generating with a KV cache, which then sees every key).
-    Made once per shape and shared by every layer and step: read it, never change it."""
-    mask = xp.triu(xp.ones((T_query, T_key), dtype=bool), k=1 + T_key - T_query)
-    if xp is np:
-        mask.flags.writeable = False
-    return mask
-
-
 class CausalSelfAttention(Module):
     """Multi-head self-attention in which each position sees only itself and the past."""
 
@@ -88,7 +74,7 @@ class CausalSelfAttention(Module):
         self.n_head = config.n_head
         self.c_attn = Linear(C, 3 * C, bias=config.bias)   # q, k and v for all heads in one GEMM
         self.c_proj = Linear(C, C, bias=config.bias)       # mixes the heads' outputs back together
-        self.attn_dropout = Dropout(config.dropout)
+        self.attn_dropout = Dropout(config.dropout)   # its p drops attention weights, inside the fused op
         self.resid_dropout = Dropout(config.dropout)
         self.keep_attention = False   # set True to keep the last attention weights in .attention
         self.attention = None         # (B, n_head, T, T) array when kept; nothing is stored otherwise
@@ -111,16 +97,12 @@ class CausalSelfAttention(Module):
                 k, v = concat([cache["k"], k], axis=2), concat([cache["v"], v], axis=2)  # (B, H, T_past+T, D)
             cache["k"], cache["v"] = k, v
             # END EXERCISE
-        # scores = q kᵀ / √D: how much each position attends to each other one. Scaling
-        # q first is the same number and touches T·D values instead of T·T.
-        # BEGIN EXERCISE 7.2: attention weights: softmax(q kᵀ / √D) with the causal mask
-        scores = (q * (1.0 / math.sqrt(D))) @ k.transpose(-2, -1)  # (B, H, T, D) @ (B, H, D, T) -> (B, H, T, T)
-        mask = causal_mask(T, k.shape[2], array_module(x.data))
-        att = F.softmax(scores, axis=-1, mask=mask)                # no peeking ahead; each row sums to 1
-        # END EXERCISE
-        if self.keep_attention:
-            self.attention = att.data
-        y = self.attn_dropout(att) @ v                             # (B, H, T, T) @ (B, H, T, D) -> (B, H, T, D)
+        if self.keep_attention:                                    # for pictures: (B, H, T, T_keys)
+            self.attention = F.attention_weights(q.data, k.data, is_causal=True)
+        # softmax(q kᵀ / √D) @ v, each position seeing only itself and the past, as one op
+        # whose graph keeps only the (B, H, T, T) weights (see functional.py).
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                           dropout_p=self.attn_dropout.p if self.training else 0.0)
         y = y.transpose(1, 2).reshape(B, T, C)                     # put the heads side by side again
         return self.resid_dropout(self.c_proj(y))
 
