@@ -7,6 +7,7 @@ the gradchecks and a comparison with the NumPy path cover it on every CI run, an
 whole training step on a pretended GPU is checked for reads back to the host.
 """
 import re
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -15,8 +16,8 @@ from cuda_on_host import COMPILER, calls, run_gpu_path_on_host
 from test_ops_gradcheck import CASES, make_input
 from tinyllm import Tensor, cuda_kernels, functional as F, optim
 from tinyllm.backend import to_numpy
-from tinyllm.gradcheck import gradcheck
 from tinyllm.functional import causal_mask
+from tinyllm.gradcheck import gradcheck
 from tinyllm.nn import Parameter
 
 pytestmark = pytest.mark.skipif(COMPILER is None, reason="no C++ compiler to build the kernels for the host")
@@ -95,6 +96,26 @@ def adamw_after_four_steps(device: str = "cpu") -> list[np.ndarray]:
         params[1].grad = Tensor(g[4:].reshape(3, 4), device=device)
         opt.step()
     return [p.numpy() for p in params] + [to_numpy(opt.state["exp_avg"]), to_numpy(opt.state["exp_avg_sq"])]
+
+
+def test_cross_entropy_on_the_gpu_path_keeps_nothing_as_large_as_the_logits(rng, monkeypatch):
+    """On a GPU the backward makes softmax(z) again from the logits (which the graph holds
+    anyway): kept from the forward, it would be a second (N, V) array until the backward."""
+    run_gpu_path_on_host(monkeypatch)
+    logits = Tensor(rng.standard_normal((64, 4096)), requires_grad=True)  # 1 MiB of float32
+    targets = rng.integers(0, 4096, 64)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        loss = F.cross_entropy(logits, targets)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < logits.data.nbytes / 10, kept
+    loss.backward()
+    probs = np.exp(logits.numpy()) / np.exp(logits.numpy()).sum(1, keepdims=True)
+    probs[np.arange(64), targets] -= 1
+    np.testing.assert_allclose(logits.grad.numpy(), probs / 64, atol=1e-7)
 
 
 def test_adamw_kernel_matches_the_numpy_update(monkeypatch):

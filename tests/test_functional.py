@@ -158,3 +158,4 @@ def test_attention_names_bad_shapes():
         F.scaled_dot_product_attention(k, q, q, is_causal=True)
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         F.scaled_dot_product_attention(q, k, k, dropout_p=1.0)
+

@@ -120,16 +120,23 @@ _softmax_backward = _elementwise(
 _row_sum_of_products = _row_sum("T p, T q, T r", "T s", "p * q * r", "s = a", "tinyllm_row_sum_of_products")
 
 
-def softmax(x, masked=False):
-    """Softmax along the last axis in two passes (max and sum together, then y): returns y, m, s.
+def softmax_statistics(x, masked=False):
+    """m = max x and s = Σ e^(x - m) along the last axis, (..., 1) each, in one pass (log Σ e^x = m + log s).
 
     ``masked``: a boolean array broadcastable to x, True where an entry is left out;
-    every row needs one entry that is not. m and s are (..., 1): log Σ e^x = m + log s.
+    every row needs one entry that is not.
     """
     xp = array_module(x)
     m, s = xp.empty(x.shape[:-1] + (1,), x.dtype), xp.empty(x.shape[:-1] + (1,), x.dtype)
     _row_max_and_sum_exp(x, masked, -math.inf, m, s, axis=-1, keepdims=True)  # a reduction writes both
-    return _softmax(x, masked, m, s), m, s
+    return m, s
+
+
+def softmax(x, masked=False, statistics=None):
+    """Softmax along the last axis: y = e^(x - m)/s, in two passes (m and s together, then y),
+    or in one when ``statistics`` holds the (m, s) that ``softmax_statistics`` found for x."""
+    m, s = statistics if statistics is not None else softmax_statistics(x, masked)
+    return _softmax(x, masked, m, s)
 
 
 def softmax_backward(y, g):

@@ -57,8 +57,8 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
     "4.1": ([f"{_GRAD}[log_softmax]"], "y = x - logΣe^x, so dx = g - softmax(x)·Σg, and softmax(x) = e^y."),
     "4.2": ([f"{_GRAD}[cross_entropy]", f"{_GRAD}[cross_entropy_3d_ignore]",
              "tests/test_functional.py::test_cross_entropy_by_hand"],
-            "The forward kept probs = softmax(z). dz = probs · g / count for every counted row, minus "
-            "g / count at each row's target; rows with ignore_index get 0."),
+            "softmax_z is softmax(z) (kept by the forward, or made again on a GPU). dz = softmax_z · g / count "
+            "for every counted row, minus g / count at each row's target; rows with ignore_index get 0."),
     "5.1": (["tests/test_tokenizer.py::test_merge_pair_scans_left_to_right"],
             "Walk i from 0: where ids[i], ids[i+1] is the pair, emit new_id and jump 2; else emit ids[i]."),
     "5.2": (["tests/test_tokenizer.py::test_fast_trainer_equals_textbook_trainer",

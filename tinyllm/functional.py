@@ -82,7 +82,7 @@ def _softmax_forward(x, axis: int = -1, mask=None):
     """softmax's forward on an array (attention calls it too): a new array, x is not changed."""
     xp = array_module(x)
     if is_cupy_array(x) and axis in (-1, x.ndim - 1):   # on a GPU: the same maths, fused kernels
-        return cuda_kernels.softmax(x, False if mask is None else _device_mask(mask, x))[0]
+        return cuda_kernels.softmax(x, False if mask is None else _device_mask(mask, x))
     if mask is None:
         y = x - x.max(axis=axis, keepdims=True)
     else:
@@ -181,10 +181,16 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int = -100) -> Tensor:
     rows = xp.arange(len(t))
 
     # loss_n = log Σ_v e^{z_nv} - z_n,t = log Σ_v e^{z_nv - m} - (z_n,t - m), m the row's max (for stability)
-    if is_cupy_array(z):                                # on a GPU: fused kernels, the same maths
-        probs, m, total = cuda_kernels.softmax(z)
+    if is_cupy_array(z):
+        # On a GPU, fused kernels, and memory is what runs short while a pass over it is cheap:
+        # keep only m and Σ e^(z - m), (N, 1) each, and make softmax(z) again in the backward
+        # from z (which the graph holds anyway). Kept, it would be a second array as large as
+        # the logits until the backward: 3 GiB for GPT-2 at batch 16.
+        m, total = cuda_kernels.softmax_statistics(z)
+        probs = None
         target_logit = z[rows, t] - m[:, 0]
     else:
+        # On a CPU, exp over the vocabulary is the op's largest cost: do it once, keep the result.
         shifted = z - z.max(axis=1, keepdims=True)
         target_logit = shifted[rows, t]
         probs = xp.exp(shifted, out=shifted)            # reuse the buffer: shifted is no longer needed
@@ -195,10 +201,11 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int = -100) -> Tensor:
     loss = (nll * valid).sum() / count
 
     def backward(g):
+        softmax_z = probs if probs is not None else cuda_kernels.softmax(z, statistics=(m, total))  # (N, V)
         # BEGIN EXERCISE 4.2: backward of cross_entropy: (softmax - onehot(target)) / count, 0 for ignored rows
         # d loss_n / dz_n = softmax(z_n) - onehot(t_n); the mean divides by count.
         row_scale = (valid * (g / count)).astype(z.dtype)[:, None]   # (N, 1); 0 for ignored rows
-        dz = probs * row_scale
+        dz = softmax_z * row_scale
         dz[rows, t] -= row_scale[:, 0]
         return (dz.reshape(logits.shape),)
         # END EXERCISE
