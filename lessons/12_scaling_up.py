@@ -3,8 +3,9 @@
 #
 # **What you will build:** a view of tinyllm's backend seam, the one place that
 # decides where numbers live; a measurement of how much arithmetic this machine does
-# per second and how much of it a training step uses; and, where a GPU and CuPy are
-# present, the same training step on the GPU.
+# per second and how much of it a training step uses; a count of the memory a step
+# holds, and how it grows with the context; and, where a GPU and CuPy are present,
+# the same training step on the GPU.
 #
 # Every op in tinyllm asks its input which array module it lives in
 # (`array_module(x)`: `numpy` on the CPU, `cupy` on an NVIDIA GPU) and calls
@@ -17,10 +18,12 @@
 
 # %%
 import time
+import tracemalloc
 
+import matplotlib.pyplot as plt
 import numpy as np
 
-from shared import FAST
+from shared import FAST, save_figure
 from tinyllm import Tensor, manual_seed, optim
 from tinyllm.backend import array_module, xp_for
 from tinyllm.model import GPT, GPTConfig
@@ -71,6 +74,53 @@ for preset, batch in (("baby", 12),) if FAST else (("baby", 12), ("char-small", 
 # GEMMs to run near peak, while the small one spends relatively more time in
 # elementwise work (softmax, GELU, LayerNorm) and Python overhead.
 #
+# ## Memory: what a step holds between forward and backward
+# The forward leaves behind everything its backward will read: each op's saved arrays
+# (LayerNorm's x̂, GELU's input, each Linear's input, attention's weights, ...). That
+# is what fills a GPU's memory first. NumPy reports every array it makes to Python's
+# `tracemalloc`, so we can count it: here are the bytes a `baby` model's graph holds after
+# the forward, at batch 4, for longer and longer contexts.
+
+# %%
+B = 4
+contexts = (64, 128, 256) if FAST else (64, 128, 256, 512, 1024)
+held, attention = [], []
+for T in contexts:
+    manual_seed(0)
+    config = GPTConfig.from_preset("baby", block_size=T)
+    model = GPT(config)
+    ids = np.random.default_rng(0).integers(0, config.vocab_size, (B, T + 1))
+    model(ids[:, :-1], ids[:, 1:])                   # once first: caches (the causal mask) are made
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    _, loss = model(ids[:, :-1], ids[:, 1:])         # the graph hangs from loss until we drop it
+    held.append((tracemalloc.get_traced_memory()[0] - before) / 2**20)
+    tracemalloc.stop()
+    attention.append(config.n_layer * B * config.n_head * T * T * 4 / 2**20)   # (B, H, T, T) float32 per layer
+    rest = (held[-1] - attention[-1]) * 2**20 / (config.n_layer * B * T * config.n_embd * 4)
+    print(f"T = {T:4}: {held[-1]:6.1f} MiB held, attention weights {attention[-1]:6.1f} MiB, "
+          f"everything else as much as {rest:.0f} arrays of (B, T, C) per layer")
+
+fig, ax = plt.subplots(figsize=(5, 3.5))
+ax.bar([str(T) for T in contexts], np.subtract(held, attention), label="everything else (grows as T)")
+ax.bar([str(T) for T in contexts], attention, bottom=np.subtract(held, attention),
+       label="attention weights (grow as T²)")
+ax.set_xlabel("context length T")
+ax.set_ylabel("MiB held after the forward")
+ax.set_title("baby GPT, batch 4")
+ax.legend()
+save_figure(fig, "12_memory.png")
+
+# %% [markdown]
+# Everything but attention grows with B·T: a couple of dozen (B, T, C) arrays per
+# layer. The attention weights, (B, H, T, T) per layer, grow with T²: past
+# a few hundred tokens they are most of it. tinyllm keeps only the weights
+# (`F.scaled_dot_product_attention`, lesson 07); the scores q·kᵀ before the softmax are
+# let go. FlashAttention, behind PyTorch's function of the same name on a GPU, keeps
+# not even the weights: its backward works them out again, block by block, from q, k
+# and one number per row (the softmax's log-sum), so its memory grows as T, not T².
+# The parameters cost 16 bytes each on top of this: the weight, its gradient and AdamW's two moments.
+#
 # ## On a GPU
 # A GPU does tens of TFLOP/s of float32 (an H100: about 50), hundreds of times a
 # laptop. Install CuPy for your CUDA version (`pip install cupy-cuda12x`), then:
@@ -118,6 +168,8 @@ except RuntimeError as e:  # no CuPy, or no GPU: the error says which
 # ## What you now know
 # - One seam (`tinyllm/backend.py`) picks NumPy or CuPy per array; ops never care.
 # - MFU = model FLOP/s ÷ peak GEMM FLOP/s: how much of the machine a step uses.
+# - Between forward and backward the graph holds what each backward reads: memory that
+#   grows with B·T, and with B·T² for the attention weights.
 # - On a GPU only data placement, synchronisation and random generators change, and a
 #   few memory-bound formulas run as one fused kernel each instead of one pass per step.
 #
