@@ -1,6 +1,7 @@
 """How much does the autograd wrapper cost over the arrays' own arithmetic?
 
-For each op at GPT shapes (B·T = 8192 rows, C = 384; vocab 65 and 50257),
+For each op at GPT shapes (B·T = 8192 rows, C = 384; vocab 65 and 50257; causal
+attention over sequences of 256 with 6 heads of 64),
 time forward + backward through tinyllm, and the same arithmetic written as
 bare NumPy (no Tensor, no graph) in the same run. The ratio is the overhead.
 
@@ -65,6 +66,21 @@ def bare_cross_entropy(z, t, ignore_index=-100):
     return loss, dz
 
 
+def bare_attention(q, k, v, g):
+    scale, T = 1 / math.sqrt(q.shape[-1]), q.shape[-2]
+    a = (q * scale) @ k.swapaxes(-1, -2)
+    a += np.where(np.triu(np.ones((T, T), bool), 1), np.float32(-np.inf), np.float32(0))  # the causal mask
+    a -= a.max(-1, keepdims=True)
+    np.exp(a, out=a)
+    a /= a.sum(-1, keepdims=True)
+    y = a @ v
+    dv = a.swapaxes(-1, -2) @ g
+    ds = g @ v.swapaxes(-1, -2)
+    ds -= (ds * a).sum(-1, keepdims=True)
+    ds *= a
+    return y, (ds @ k) * scale, (ds.swapaxes(-1, -2) @ q) * scale, dv
+
+
 def bare_gelu(x, g):
     t = np.tanh(GELU_C * (x + 0.044715 * x * x * x))
     y = 0.5 * x * (1 + t)
@@ -100,6 +116,12 @@ def main() -> None:
          lambda: run_tinyllm(F.layer_norm, x, w, b, grad=g)),
         (f"gelu ({N},{4 * C})", lambda: bare_gelu(gm, gm), lambda: run_tinyllm(F.gelu, gm, grad=gm)),
     ]
+    # causal attention, 6 heads of 64 as char-small, the rows cut into sequences of up to 256
+    T = min(256, N)
+    q, k, v, ga = (f32(N // T, 6, T, 64) for _ in range(4))
+    cases.append((f"attention ({N // T},6,{T},64)", lambda: bare_attention(q, k, v, ga),
+                  lambda: run_tinyllm(lambda *qkv: F.scaled_dot_product_attention(*qkv, is_causal=True),
+                                      q, k, v, grad=ga)))
     for V in (65, 50257):
         z, t = f32(N, V), rng.integers(0, V, N)
         cases.append((f"cross_entropy ({N},{V})", lambda z=z, t=t: bare_cross_entropy(z, t),
