@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import tinyllm
+from tinyllm import Tensor, functional as F
 from tinyllm.model import GPT, GPTConfig
 
 torch = pytest.importorskip("torch")
@@ -33,3 +34,18 @@ def test_same_logits_loss_and_gradients_as_pytorch():
     for name, p in ours.named_parameters():
         expected = theirs.get_parameter(name).grad.numpy()
         np.testing.assert_allclose(p.grad.numpy(), expected, rtol=1e-3, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_scaled_dot_product_attention_equals_pytorchs(is_causal):
+    rng = np.random.default_rng(0)
+    q, k, v, g = (rng.standard_normal((2, 3, 6, 4)) for _ in range(4))  # T = S: PyTorch aligns causal as we do
+    ours = [Tensor(a, dtype=np.float64, requires_grad=True) for a in (q, k, v)]
+    F.scaled_dot_product_attention(*ours, is_causal=is_causal).backward(g)
+    theirs = [torch.tensor(a, requires_grad=True) for a in (q, k, v)]
+    y = torch.nn.functional.scaled_dot_product_attention(*theirs, is_causal=is_causal)
+    y.backward(torch.tensor(g))
+    np.testing.assert_allclose(F.scaled_dot_product_attention(*ours, is_causal=is_causal).numpy(),
+                               y.detach().numpy(), atol=1e-12)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), atol=1e-12)

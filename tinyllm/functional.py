@@ -340,7 +340,8 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, is_causal: boo
 
     q (..., T, D), k (..., S, D), v (..., S, Dv) -> (..., T, Dv). ``is_causal``: query t sees
     no key after it, the queries being the last T of the S positions (a KV cache's one new
-    query sees every key). ``dropout_p`` drops weights; pass 0 when not training.
+    query sees every key; PyTorch's ``is_causal`` takes them as the first T instead, the same
+    when T = S). ``dropout_p`` drops weights; pass 0 when not training.
 
     Written as its five small ops, attention's graph would keep the scores, the weights and
     the dropped weights: three (T, S) arrays per head, the largest arrays of a GPT step.
