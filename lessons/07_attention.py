@@ -104,6 +104,11 @@ print("largest difference in dq, dk, dv:", [float(np.abs(a - b).max()) for a, b 
 assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(*grads))
 
 # %% [markdown]
+# They agree to the last bit here: the fused backward does the arithmetic autograd
+# does through the small ops, and scaling by 1/√D = 1/2 is exact wherever it is
+# applied. What the fused op changes is what stays in memory until the backward runs
+# (lesson 12 counts it).
+#
 # ## Where a trained model looks
 # `model.attention_maps(ids)` returns the weights of every layer (kept only when
 # asked for), and `tinyllm.plots.plot_attention_maps` draws them. Each small picture
