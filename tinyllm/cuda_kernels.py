@@ -152,9 +152,10 @@ _row_mean = _row_sum("T x, T n", "T mean", "x", "mean = a / n", "tinyllm_row_mea
 _row_rstd = _row_sum("T x, T mean, T n, T eps", "T rstd", "(x - mean) * (x - mean)",      # 1/σ
                      "rstd = rsqrt(a / n + eps)", "tinyllm_row_rstd")
 _layer_norm = _elementwise(
-    "T x, T mean, T rstd, T w, T b", "T xhat, T y",
-    "xhat = (x - mean) * rstd; y = xhat * w + b",
+    "T x, T mean, T rstd, T w, T b", "T y",
+    "y = (x - mean) * rstd * w + b",
     "tinyllm_layer_norm")
+_layer_norm_xhat = _elementwise("T x, T mean, T rstd", "T xhat", "xhat = (x - mean) * rstd", "tinyllm_layer_norm_xhat")
 _layer_norm_backward = _elementwise(
     "T g, T w, T xhat, T rstd, T sum_d, T sum_d_xhat, T n", "T dx",
     "dx = (g * w - (sum_d + xhat * sum_d_xhat) / n) * rstd",
@@ -162,12 +163,16 @@ _layer_norm_backward = _elementwise(
 
 
 def layer_norm(x, w, b, eps: float):
-    """LayerNorm's forward in three passes: returns y, x̂ and 1/σ (..., 1). w and b may be 1 and 0."""
+    """LayerNorm's forward in three passes: returns y, μ and 1/σ (..., 1). w and b may be 1 and 0."""
     n = x.shape[-1]
     mean = _row_mean(x, n, axis=-1, keepdims=True)
     rstd = _row_rstd(x, mean, n, eps, axis=-1, keepdims=True)
-    xhat, y = _layer_norm(x, mean, rstd, w, b)
-    return y, xhat, rstd
+    return _layer_norm(x, mean, rstd, w, b), mean, rstd
+
+
+def layer_norm_xhat(x, mean, rstd):
+    """x̂ = (x - μ)/σ in one pass, made again for the backward from what the forward kept."""
+    return _layer_norm_xhat(x, mean, rstd)
 
 
 def layer_norm_backward(g, w, xhat, rstd):

@@ -222,8 +222,13 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
             raise ValueError(f"layer_norm: {name} has shape {p.shape}, expected ({C},) for input {x.shape}")
     w = weight.data if weight is not None else 1
     on_gpu = is_cupy_array(x.data)
-    if on_gpu:                                          # the same maths, fused kernels
-        y, xhat, rstd = cuda_kernels.layer_norm(x.data, w, bias.data if bias is not None else 0, eps)
+    if on_gpu:
+        # On a GPU, fused kernels, and x̂ is not kept: the backward makes it again from x (which
+        # the graph holds anyway) and μ, 1/σ, (..., 1) each, rather than hold a second array as
+        # large as x until then. (A CPU keeps x̂, as it keeps cross_entropy's probabilities:
+        # there time runs short before memory does.)
+        y, mean, rstd = cuda_kernels.layer_norm(x.data, w, bias.data if bias is not None else 0, eps)
+        normalized = lambda: cuda_kernels.layer_norm_xhat(x.data, mean, rstd)  # noqa: E731
     else:
         xhat = x.data - row_sums(x.data) / C                             # x - μ
         rstd = 1.0 / xp.sqrt(row_sums(xhat * xhat) / C + eps)            # 1/σ, (..., 1)
@@ -231,11 +236,13 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
         y = xhat * weight.data if weight is not None else xhat.copy()
         if bias is not None:
             y += bias.data
+        normalized = lambda: xhat  # noqa: E731
     parents = [p for p in (x, weight, bias) if p is not None]
 
     def backward(g):
         # y = x̂·w + b with x̂ = (x - μ)/σ. With d = g·w = dL/dx̂, differentiating μ and σ too:
         #   dx = (d - mean(d) - x̂ · mean(d·x̂)) / σ
+        xhat = normalized()
         if on_gpu:
             dx = cuda_kernels.layer_norm_backward(g, w, xhat, rstd)
         else:
