@@ -119,6 +119,10 @@ save_figure(fig, "12_memory.png")
 # let go. FlashAttention, behind PyTorch's function of the same name on a GPU, keeps
 # not even the weights: its backward works them out again, block by block, from q, k
 # and one number per row (the softmax's log-sum), so its memory grows as T, not T².
+# The same trade, time for memory, is made on a GPU for LayerNorm's x̂ and
+# cross-entropy's probabilities: remade in the backward from the inputs the graph
+# holds anyway. On a GPU a pass over memory is cheap and memory runs out first; on a
+# CPU the pass costs more time than the memory is worth, so there they are kept.
 # The parameters cost 16 bytes each on top of this: the weight, its gradient and AdamW's two moments.
 #
 # ## On a GPU
