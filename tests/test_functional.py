@@ -159,3 +159,17 @@ def test_attention_names_bad_shapes():
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         F.scaled_dot_product_attention(q, k, k, dropout_p=1.0)
 
+
+
+def test_attention_weights_by_hand():
+    # Equal scores: each query spreads evenly over the keys it may see (t + 1 of them, when causal).
+    zeros = np.zeros((1, 1, 3, 2))
+    np.testing.assert_allclose(F.attention_weights(zeros, zeros, is_causal=True)[0, 0],
+                               [[1, 0, 0], [1 / 2, 1 / 2, 0], [1 / 3, 1 / 3, 1 / 3]])
+    np.testing.assert_allclose(F.attention_weights(zeros, zeros)[0, 0], np.full((3, 3), 1 / 3))
+    # One new query after two cached keys (a KV cache's step) sees all three keys.
+    np.testing.assert_allclose(F.attention_weights(zeros[:, :, :1], zeros, is_causal=True)[0, 0], [[1 / 3] * 3])
+    # q·k / √D: q = (1, 0), keys (0, 0) and (2√2, 0), D = 2 -> scores 0 and 2 -> softmax (1, e²) / (1 + e²)
+    q, k = np.array([[[[1.0, 0.0]]]]), np.array([[[[0.0, 0.0], [2 * math.sqrt(2), 0.0]]]])
+    e2 = math.exp(2)
+    np.testing.assert_allclose(F.attention_weights(q, k)[0, 0], [[1 / (1 + e2), e2 / (1 + e2)]], rtol=1e-12)

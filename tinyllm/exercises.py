@@ -70,7 +70,8 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
             "one row twice, so use scatter_add (np.add.at) to add, not assign."),
     "7.1": ([f"{_GRAD}[softmax]", f"{_GRAD}[softmax_axis0]", f"{_GRAD}[softmax_causal_mask]"],
             "dx = y·(g - Σ g·y) along the axis, with y the forward's output."),
-    "7.2": (["tests/test_model.py::test_changing_token_t_never_changes_earlier_logits",
+    "7.2": (["tests/test_functional.py::test_attention_weights_by_hand",
+             "tests/test_model.py::test_changing_token_t_never_changes_earlier_logits",
              "tests/test_model.py::test_attention_maps_are_causal_distributions_and_cost_nothing_otherwise"],
             "scores = (q / √D) @ kᵀ (k.swapaxes(-2, -1)), shape (..., T, S); when is_causal the mask is "
             "causal_mask(T, S, array_module(q)); then _softmax_forward(scores, -1, mask)."),
