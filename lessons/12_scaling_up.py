@@ -123,6 +123,10 @@ save_figure(fig, "12_memory.png")
 # cross-entropy's probabilities: remade in the backward from the inputs the graph
 # holds anyway. On a GPU a pass over memory is cheap and memory runs out first; on a
 # CPU the pass costs more time than the memory is worth, so there they are kept.
+# tinyllm's graph also holds a few arrays that no backward reads: each op keeps its
+# inputs as Tensors, values and all (the residual branch's output that `+` took, say).
+# PyTorch's graph is made of nodes apart from the values, each holding only what its
+# backward saved, so it lets those go.
 # The parameters cost 16 bytes each on top of this: the weight, its gradient and AdamW's two moments.
 #
 # ## On a GPU
