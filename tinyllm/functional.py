@@ -342,7 +342,7 @@ def attention_weights(q, k, is_causal: bool = False):
     # END EXERCISE
 
 
-def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, is_causal: bool = False,
+def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, *, is_causal: bool = False,
                                  dropout_p: float = 0.0, generator=None) -> Tensor:
     """Attention as one op, as PyTorch's function of this name: dropout(softmax(q kᵀ / √D)) @ v.
 
