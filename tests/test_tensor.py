@@ -1,4 +1,7 @@
 """The autograd engine: graph walking, accumulation, grad mode, dtypes, devices and errors."""
+import gc
+import weakref
+
 import numpy as np
 import pytest
 
@@ -267,3 +270,19 @@ def test_row_and_column_sums_are_the_sums_numpy_gives(rng):
         np.testing.assert_allclose(row_sums(a), a.sum(axis=-1, keepdims=True), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(column_sums(a), a.reshape(-1, shape[-1]).sum(axis=0), rtol=1e-5, atol=1e-6)
         assert row_sums(a).dtype == column_sums(a).dtype == np.float32
+
+
+def test_after_backward_the_outputs_of_split_are_freed_without_the_garbage_collector():
+    """Several outputs of one op each hold their tuple, a reference cycle. Left in place after
+    the backward, it would keep their arrays (attention's q, k and v, in a GPT) until Python's
+    cyclic garbage collector happened to run: on a GPU, memory the next step could not reuse."""
+    x = Tensor(np.ones((4, 3)), requires_grad=True)
+    a, b = (x * 2).split(2, axis=0)
+    (a * b).sum().backward()
+    kept = weakref.ref(a)
+    gc.disable()
+    try:
+        del a, b
+        assert kept() is None
+    finally:
+        gc.enable()

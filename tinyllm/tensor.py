@@ -215,8 +215,10 @@ class Tensor:
                 key = id(parent)
                 grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
             if not retain_graph:
+                # Let go of what this backward needed. Several outputs of one op also drop their
+                # shared tuple: each is in it, a cycle that only the garbage collector would free.
                 for out in node._outputs or (node,):
-                    out._parents, out._backward = (), None
+                    out._parents, out._backward, out._outputs = (), None, ()
 
     def _topological_order(self) -> list["Tensor"]:
         """Every tensor this one depends on (that requires grad), parents before children.
