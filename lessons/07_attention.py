@@ -86,7 +86,8 @@ assert np.allclose(ours[0], by_hand, atol=1e-5)
 # the weights after dropout: each (B, H, T, T), 48 MiB per sequence per layer at
 # GPT-2's 12 heads and T = 1024. The fused op keeps the weights (and, in training,
 # dropout's draw), and its backward, written beside its forward in
-# `tinyllm/functional.py`, works the rest out from them. Its gradients must equal the ones autograd finds through the small ops:
+# `tinyllm/functional.py`, works the rest out from them. Its gradients must equal
+# the ones autograd finds through the small ops:
 
 # %%
 arrays = [rng.standard_normal((1, 2, 6, 4)) for _ in range(3)]   # (B, H, T, D) for q, k and v
