@@ -6,6 +6,7 @@ skips cleanly where CuPy or a GPU is missing, as on CI.
 """
 import os
 import re
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +72,15 @@ def _private_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def bytes_left_allocated(make):
+    """``make()``'s result, and how many bytes of memory were still allocated after it returned
+    (the result included): NumPy reports every array it makes to Python's tracemalloc."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = make()
+        return result, tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()

@@ -7,11 +7,11 @@ the gradchecks and a comparison with the NumPy path cover it on every CI run, an
 whole training step on a pretended GPU is checked for reads back to the host.
 """
 import re
-import tracemalloc
 
 import numpy as np
 import pytest
 
+from conftest import bytes_left_allocated
 from cuda_on_host import COMPILER, calls, run_gpu_path_on_host
 from test_ops_gradcheck import CASES, make_input
 from tinyllm import Tensor, cuda_kernels, functional as F, optim
@@ -115,13 +115,7 @@ def test_on_the_gpu_path_the_forward_keeps_no_array_its_backward_can_remake(name
     expected = _output_and_grads(fn, [x])
     run_gpu_path_on_host(monkeypatch)
     t = Tensor(x, requires_grad=True)
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        out = fn(t)
-        kept = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    out, kept = bytes_left_allocated(lambda: fn(t))
     assert kept < arrays * t.data.nbytes, kept / t.data.nbytes
     out.backward(np.random.default_rng(1).standard_normal(out.shape).astype(np.float32))
     for got, want in zip([out.data, t.grad.data], expected):

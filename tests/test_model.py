@@ -1,11 +1,11 @@
 """The GPT: parameter count, loss at init, causality, gradients, overfitting, saving and loading."""
 import math
-import tracemalloc
 
 import numpy as np
 import pytest
 
 import tinyllm
+from conftest import bytes_left_allocated
 from tinyllm import optim
 from tinyllm.gradcheck import gradcheck
 from tinyllm.model import GPT, GPTConfig
@@ -147,13 +147,7 @@ def test_between_forward_and_backward_a_layer_keeps_one_attention_sized_array():
         model = tiny_model(block_size=256, n_layer=n_layer, n_head=4, n_embd=8)
         ids = np.zeros((2, 256), dtype=np.int64)
         model(ids, ids)  # once first, so the causal mask and other caches are made
-        tracemalloc.start()
-        try:
-            before = tracemalloc.get_traced_memory()[0]
-            logits, loss = model(ids, ids)
-            return tracemalloc.get_traced_memory()[0] - before
-        finally:
-            tracemalloc.stop()
+        return bytes_left_allocated(lambda: model(ids, ids))[1]
     per_layer = (kept_after_forward(3) - kept_after_forward(1)) / 2
     weights = 2 * 4 * 256 * 256 * 4  # (B, H, T, T) float32 bytes
     assert weights <= per_layer < 1.5 * weights, per_layer / weights
