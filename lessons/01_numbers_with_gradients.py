@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Lesson 01 — Numbers with gradients
 #
+# *Where to run it: in your own copy (`tinyllm exercises init DIR`), once exercises 1.1–1.3 are solved
+# (this lesson teaches 1.1–1.3); or in this checkout, where every exercise is solved.*
+#
 # **What you will build:** the derivative of a small formula, first by hand with
 # the chain rule, then automatically with `tinyllm.Tensor`, and a picture of what
 # a derivative *is*: the slope of the tangent line.
@@ -13,11 +16,13 @@
 # Run it: `python lessons/01_numbers_with_gradients.py` (or open it as a notebook).
 
 # %%
-from shared import save_figure  # first: it sets matplotlib to write PNG files (lessons/figures/), no window
+from shared import exercises_before, save_figure  # first: matplotlib then writes PNG files, no window
 import matplotlib.pyplot as plt
 
 from tinyllm import Tensor
 from tinyllm.plots import plot_graph
+
+exercises_before(1)   # says which of exercises 1.1–1.3 are still blank in your copy, if any
 
 # %% [markdown]
 # ## The slope, measured

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Lesson 02 — The autograd engine
 #
+# *Where to run it: in your own copy (`tinyllm exercises init DIR`), once exercises 1.1–2.3 are solved
+# (this lesson teaches 2.1–2.3); or in this checkout, where every exercise is solved.*
+#
 # **What you will build:** an understanding of `tinyllm/tensor.py`, the whole
 # engine: the graph each op records, the topological order `backward()` walks,
 # how broadcasting is undone in gradients, and `gradcheck`, which tells you
@@ -8,12 +11,14 @@
 
 # %%
 import numpy as np
-from shared import FAST, save_figure
+from shared import FAST, exercises_before, save_figure
 
-from tinyllm import Tensor, functional as F
+from tinyllm import Tensor
 from tinyllm.gradcheck import gradcheck
 from tinyllm.plots import plot_graph
-from tinyllm.tensor import sum_to_shape
+from tinyllm.tensor import from_op, sum_to_shape
+
+exercises_before(2)
 
 # %% [markdown]
 # ## The graph
@@ -65,20 +70,38 @@ print("gradient of a (2, 3) result:\n", g)
 print("summed back to (3,):", sum_to_shape(g, (3,)), "  to (2, 1):", sum_to_shape(g, (2, 1)).ravel())
 
 # %% [markdown]
+# ## The backwards of sum and matmul, derived
+# **sum** (exercise 2.2): y = Σ_i x_i. Every x_i adds to y with slope 1, so each gets the
+# whole incoming gradient: dL/dx_i = g. Summing over some axes only, each element gets the
+# g of the sum it went into: g, with the summed axes put back, broadcast to x's shape.
+#
+# **matmul** (exercise 2.3): C = A @ B means C_ij = Σ_k A_ik B_kj. A_ik appears in every
+# C_ij of row i, multiplied by B_kj, so
+#
+#     dL/dA_ik = Σ_j g_ij B_kj = (g @ Bᵀ)_ik          dL/dB_kj = Σ_i A_ik g_ij = (Aᵀ @ g)_kj
+#
+# The shapes say it too: g is (n, m) like C, A is (n, k), so dA = g @ Bᵀ is the only
+# product of g and B that is (n, k). With a batch of matrices the same holds per matrix;
+# a B shared by the whole batch collects the sum over the batch (broadcasting, undone).
+
+# %% [markdown]
 # ## gradcheck: trust, but verify
-# Any backward formula can be checked against the definition of the derivative,
-# (f(x+ε) − f(x−ε)) / 2ε, in float64. Here softmax and layer_norm pass, and a
+# Any backward formula can be checked against a *measured* slope: nudge one input element
+# by ±ε and see how the output moves, (f(x+ε) − f(x−ε)) / 2ε. This central difference is
+# not the derivative itself (that is the limit as ε → 0, and the one-sided
+# (f(x+ε) − f(x)) / ε of lesson 01); it estimates it with an error that shrinks like ε²,
+# so in float64 with ε = 1e-6 it agrees with a correct backward to about 1e-8 (the table's
+# relative errors). Here the
+# ops you wrote so far pass (mul, tanh, sum, matmul, an add that broadcasts), and a
 # deliberately wrong backward (d(x²)/dx written as x instead of 2x) fails.
 
 # %%
 rng = np.random.default_rng(0)
-shape = (2, 3) if FAST else (4, 6)
-X = Tensor(rng.standard_normal(shape), dtype=np.float64, requires_grad=True)
-print(gradcheck(F.softmax, [X]))
-W = Tensor(rng.standard_normal(shape[-1]), dtype=np.float64, requires_grad=True)
-print(gradcheck(lambda x, w: F.layer_norm(x, w), [X, W]))
-
-from tinyllm.tensor import from_op  # noqa: E402
+n, k = (2, 3) if FAST else (4, 6)
+X = Tensor(rng.standard_normal((n, k)), dtype=np.float64, requires_grad=True)
+W = Tensor(rng.standard_normal((k, 3)), dtype=np.float64, requires_grad=True)
+B = Tensor(rng.standard_normal(3), dtype=np.float64, requires_grad=True)
+print(gradcheck(lambda x, w, b: ((x @ w + b).tanh() * x.sum(axis=1, keepdims=True)).sum(), [X, W, B]))
 
 
 def wrong_square(x):
@@ -95,7 +118,9 @@ assert not result.passed
 # - `backward()` walks the graph in reverse topological order, summing gradients
 #   that arrive by several paths.
 # - Broadcasting in the forward pass means summing in the backward pass.
-# - `gradcheck` compares any backward with finite differences.
+# - `gradcheck` compares any backward with a measured slope (central differences).
+# - Later lessons gradcheck every backward you write: softmax and cross-entropy (04, 07),
+#   LayerNorm and GELU (08), attention (07).
 #
 # **Exercises**: 2.1 `sum_to_shape` (`tinyllm/tensor.py`), 2.2 the backward of `sum`
 # (`tinyllm/ops/reduce.py`), 2.3 the backward of `matmul` (`tinyllm/ops/matmul.py`).

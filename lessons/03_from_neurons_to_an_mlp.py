@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Lesson 03 — From neurons to an MLP
 #
+# *Where to run it: in your own copy (`tinyllm exercises init DIR`), once exercises 1.1–3.4 are solved
+# (this lesson teaches 3.1–3.4); or in this checkout, where every exercise is solved.*
+#
 # **What you will build:** a multi-layer perceptron from `tinyllm.nn` pieces that
 # learns to separate two interleaved spirals, trained with plain gradient descent,
 # and a picture of the decision boundary it learned.
@@ -15,8 +18,10 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from shared import FAST, save_figure
-from tinyllm import Tensor, functional as F, manual_seed, nn, optim
+from shared import FAST, exercises_before, save_figure
+from tinyllm import Tensor, manual_seed, nn, optim
+
+exercises_before(3)
 
 # %% [markdown]
 # ## The data: two spirals
@@ -66,16 +71,50 @@ print(model)
 print("parameters:", sum(p.size for p in model.parameters()))  # 2·64+64 + 64·64+64 + 64·2+2 = 4482
 
 # %% [markdown]
-# ## Training
-# The loss is cross-entropy: how surprised the model is by the right class (lesson 04
-# looks at it closely). Each step: forward, loss, `zero_grad`, `backward`, and
-# `optim.SGD` moves every parameter against its gradient.
+# ## A layer's forward and backward
+# `nn.Linear` calls `F.linear` (exercises 3.3 and 3.4), one op with its own backward. For N
+# inputs at once, x is (N, in) and W is (out, in), as in PyTorch:
+#
+#     out = x Wᵀ + b                                  (N, in) @ (in, out) + (out,) -> (N, out)
+#     dx = g W        dW = gᵀ x        db = Σ_rows g   g = dL/d out, (N, out)
+#
+# Lesson 02's matmul rule gives the first two (with Wᵀ in the place of B); the bias was
+# broadcast over the N rows, so its gradient is the sum over them. Inputs with more axes,
+# (B, T, in), are folded into B·T rows first: one large product instead of many small ones.
+
+# %% [markdown]
+# ## The loss: cross-entropy, from the ops you wrote
+# The model gives each class a score, a *logit*. Softmax turns a row of logits z into
+# probabilities, p_c = e^{z_c} / Σ_j e^{z_j}, and the loss is how surprised the model is by
+# the right class: −log p_y, averaged over the examples. Lesson 04 looks at it closely and
+# writes it as one fused op; here it is built from `exp`, `sum`, `log` and `*`, so autograd
+# finds its gradient through the ops of lessons 01–02. Subtracting each row's max first
+# changes no probability (it cancels in the fraction) and keeps e^z from overflowing.
 
 # %%
-opt = optim.SGD(model.parameters(), lr=0.5)
+def cross_entropy_from_ops(logits: Tensor, targets: np.ndarray) -> Tensor:
+    """Mean of −log softmax(logits)[target] over the rows, from elementwise ops and sums."""
+    shifted = logits - logits.data.max(axis=1, keepdims=True)           # a constant per row: no gradient
+    log_probs = shifted - shifted.exp().sum(axis=1, keepdims=True).log()  # log p, (N, classes)
+    picked = log_probs * np.eye(logits.shape[1])[targets]                 # one-hot: only log p_y survives
+    return -picked.sum() / len(targets)
+
+
+print("at uniform logits the loss is ln 2 =", round(float(np.log(2)), 4), "->",
+      round(cross_entropy_from_ops(Tensor(np.zeros((4, 2))), np.array([0, 1, 1, 0])).item(), 4))
+
+# %% [markdown]
+# ## Training
+# Each step: forward, loss, `zero_grad`, `backward`, and `optim.SGD` moves every parameter
+# against its gradient. With momentum μ (exercise 3.2) the step follows a running sum of
+# gradients, v = μ·v + g, p −= lr·v: directions that persist build up speed, and
+# gradients that flip sign from step to step cancel out.
+
+# %%
+opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
 steps = 200 if FAST else 1500
 for step in range(steps + 1):
-    loss = F.cross_entropy(model(Tensor(x)), y)
+    loss = cross_entropy_from_ops(model(Tensor(x)), y)
     opt.zero_grad()
     loss.backward()
     opt.step()
@@ -102,8 +141,11 @@ save_figure(fig, "03_decision_boundary.png")
 # ## What you now know
 # - A layer is one matrix product plus a bias; an MLP stacks layers with nonlinearities.
 # - `nn.Module` gathers parameters; `optim.SGD` updates them from their gradients.
+# - Cross-entropy is −log of the probability softmax gives the right class; built from
+#   small ops, autograd differentiates it for free (lesson 04 fuses it into one op).
 # - With enough neurons an MLP bends its boundary around data no line can split.
 #
 # **Exercises** (`tinyllm exercises hint 3.1`): 3.1 the backward of `relu`
-# (`tinyllm/ops/elementwise.py`), 3.2 the SGD step with momentum (`tinyllm/optim.py`).
+# (`tinyllm/ops/elementwise.py`), 3.2 the SGD step with momentum (`tinyllm/optim.py`),
+# 3.3 the forward and 3.4 the backward of `linear` (`tinyllm/functional.py`).
 # Try: swap `tanh` for `relu`, or use one hidden layer of 8 neurons, and watch the boundary.

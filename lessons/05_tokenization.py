@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Lesson 05 — Tokenization
 #
+# *Where to run it: in your own copy (`tinyllm exercises init DIR`), once exercises 1.1–5.3 are solved
+# (this lesson teaches 5.1–5.3); or in this checkout, where every exercise is solved.*
+#
 # **What you will build:** three ways to turn text into integers (characters, UTF-8
 # bytes, and byte-level BPE, GPT-2's method), BPE's merges carried out by hand on a
 # toy string, a BPE tokenizer trained on Python's docs and what a bigger vocabulary
@@ -15,10 +18,12 @@ from collections import Counter
 
 import matplotlib.pyplot as plt
 
-from shared import FAST, GPT2_DIR, save_figure
+from shared import FAST, GPT2_DIR, exercises_before, save_figure
 from tinyllm.data import load_corpus
 from tinyllm.pretrained import gpt2_tokenizer_files
 from tinyllm.tokenizer import ByteLevelBPE, CharTokenizer, merge_pair
+
+exercises_before(5)
 
 sentence = "Tokenizers cut text into pieces: ünïcödé too! 🙂"
 
@@ -74,6 +79,25 @@ print(f"{len(pieces)} tokens:", "|".join(pieces))
 sample = text[:20_000]
 print(f"on pydoc text: {len(sample) / len(bpe.encode(sample)):.2f} characters per token")
 assert bpe.decode(bpe.encode(sentence)) == sentence  # nothing lost: bytes can spell anything
+
+# %% [markdown]
+# ## Encoding: the merges replayed in the order they were learned
+# To encode a new word, start from its bytes and apply merges, always the one learned
+# *earliest* (lowest rank) among the pairs now adjacent, until no adjacent pair is a
+# merge (exercise 5.3). Not left to right: in " cat", if "at" was learned before " c",
+# it merges first, as it did in training. Here is one word, step by step:
+
+# %%
+word = " function"
+steps = [list(word.encode("utf-8"))]
+while True:
+    ranked = [(bpe.ranks[pair], pair) for pair in zip(steps[-1], steps[-1][1:]) if pair in bpe.ranks]
+    if not ranked:
+        break
+    rank, pair = min(ranked)
+    steps.append(merge_pair(steps[-1], pair, bpe.ranks[pair][1]))
+    print(f"merge of rank {rank[0]:4d}: " + "|".join(token_text(i) for i in steps[-1]))
+assert steps[-1] == bpe.encode(word)
 
 # %% [markdown]
 # ## How big a vocabulary?
@@ -155,4 +179,5 @@ else:
 #   them, a user's text must ask to.
 #
 # **Exercises**: 5.1 `merge_pair`, 5.2 the incremental pair-count update in
-# `train_merges` (both in `tinyllm/tokenizer/train_bpe.py`).
+# `train_merges` (both in `tinyllm/tokenizer/train_bpe.py`), 5.3 encoding one pre-token
+# by merge rank (`ByteLevelBPE._encode_word`, `tinyllm/tokenizer/bpe.py`).

@@ -1,9 +1,13 @@
 # %% [markdown]
 # # Lesson 06 — Embeddings
 #
-# **What you will build:** a look inside the first layer of a trained GPT, the token
-# embedding table: cosine similarity between token vectors, each character's nearest
-# neighbours, and a 2-D map (PCA) of all of them.
+# *Where to run it: in your own copy (`tinyllm exercises init DIR`), once exercises 1.1–6.2 are solved
+# (this lesson teaches 6.1–6.2); or in this checkout, where every exercise is solved.*
+#
+# **What you will build:** an embedding table, looked up and differentiated; a small
+# neural language model that reads the last 8 characters through one (the MLP of Bengio
+# et al. 2003, which makemore rebuilds), trained on Python's docs; and a look inside its
+# trained table: cosine similarity, each character's nearest neighbours, a 2-D map.
 #
 # The first thing a GPT does with token id `i` is look up row `i` of a learned matrix
 # `wte` of shape (vocabulary, n_embd): `nn.Embedding`. Nothing tells the model what
@@ -11,72 +15,145 @@
 # followed and preceded by similar things) end up with similar vectors.
 
 # %%
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 
-from shared import save_figure, small_trained_model
-from tinyllm import Tensor, nn
+from shared import FAST, exercises_before, save_figure
+from tinyllm import Tensor, functional as F, manual_seed, nn, optim
+from tinyllm.data import load_corpus
+from tinyllm.tokenizer import CharTokenizer
+
+exercises_before(6)
 
 # %% [markdown]
-# ## A lookup is a gather, and its gradient a scatter-add
-# `Embedding(ids)` is `weight[ids]`. In the backward pass each row's gradient is the
-# sum of the gradients of every position where that token occurred: an id that
-# appears twice collects two contributions (exercise 6.1).
+# ## A lookup is a one-hot product, done cheaply
+# Lesson 04's neural bigram multiplied a one-hot row by a table: that picks out one row.
+# `Embedding(ids)` is `weight[ids]` (exercise 6.2), the same rows without multiplying by
+# all those zeros. In the backward pass each row's gradient is the sum of the gradients
+# of every position where that token occurred, as the product's would be: an id that
+# appears twice collects two contributions (exercise 6.1, a scatter-add).
 
 # %%
+manual_seed(0)
 emb = nn.Embedding(5, 3)
-out = emb(Tensor(np.array([1, 3, 1])))         # rows 1, 3 and 1 again -> (3, 3)
+ids = np.array([1, 3, 1])
+out = emb(ids)                                   # rows 1, 3 and 1 again -> (3, 3)
+assert np.array_equal(out.numpy(), np.eye(5, dtype=np.float32)[ids] @ emb.weight.numpy())
 out.sum().backward()
 print("gradient of the table (rows 1 and 3 were used; row 1 twice):\n", emb.weight.grad.numpy())
 
 # %% [markdown]
-# ## The trained table
-# Load the small GPT trained on Python's docs (lesson 04 trained it; it is cached).
+# ## A model that reads 8 characters back
+# Each of the last 8 characters becomes a 16-number vector; the 8 vectors side by side
+# (128 numbers) go through a hidden layer of 256 tanh neurons, then a layer giving the
+# next character's logits. It is lesson 03's MLP with a lookup in front. Trained with
+# SGD and momentum on random windows of pydoc's first 90%, scored on the last 10%.
 
 # %%
-model, tok = small_trained_model()
-W = model.wte.weight.numpy()                     # (vocabulary, n_embd)
-print("token embedding table:", W.shape)
-unit = W / np.linalg.norm(W, axis=1, keepdims=True)
-similarity = unit @ unit.T                       # cosine similarity of every pair, (V, V)
+text = load_corpus("pydoc")
+tok = CharTokenizer.train(text)
+ids = np.array(tok.encode(text))
+split = int(0.9 * len(ids))
+train_ids, val_ids = ids[:split], ids[split:]
+V, CONTEXT, DIM, HIDDEN = tok.vocab_size, 8, 16, 256
+
+
+class CharMLP(nn.Module):
+    """The last CONTEXT characters' vectors, side by side -> tanh layer -> next-character logits."""
+
+    def __init__(self):
+        self.wte = nn.Embedding(V, DIM, std=0.3)
+        self.hidden = nn.Linear(CONTEXT * DIM, HIDDEN, std=1 / math.sqrt(CONTEXT * DIM))
+        self.out = nn.Linear(HIDDEN, V, std=0.1 / math.sqrt(HIDDEN))   # small: the first guesses near uniform
+
+    def forward(self, context: np.ndarray) -> Tensor:
+        x = self.wte(context)                          # (B, 8) -> (B, 8, 16)
+        x = x.reshape(x.shape[0], CONTEXT * DIM)       # the 8 vectors side by side: (B, 128)
+        return self.out(self.hidden(x).tanh())         # (B, 128) -> (B, 256) -> (B, V)
+
+
+def windows(data: np.ndarray, starts: np.ndarray):
+    """(B, 8) contexts and the (B,) characters that follow them."""
+    return data[starts[:, None] + np.arange(CONTEXT)], data[starts + CONTEXT]
+
+
+manual_seed(0)
+model = CharMLP()
+opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+rng = np.random.default_rng(0)
+steps = 200 if FAST else 4000
+for step in range(steps + 1):
+    opt.lr = 0.1 if step < 0.75 * steps else 0.01      # smaller steps for the last quarter
+    x, y = windows(train_ids, rng.integers(0, len(train_ids) - CONTEXT, 128))
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    if step % (steps // 4) == 0:
+        print(f"step {step:5d}  loss {loss.item():.3f}")
+val_x, val_y = windows(val_ids, np.arange(len(val_ids) - CONTEXT)[: 5_000 if FAST else None])
+print(f"validation loss {F.cross_entropy(model(val_x), val_y).item():.3f} nats per character "
+      "(lesson 04's bigram, reading one character back: about 2.3)")
 
 # %% [markdown]
 # ## Nearest neighbours
-# Cosine similarity is the angle between two vectors: 1 same direction, 0 unrelated.
-# Vowels cluster with vowels, digits with digits, capitals with capitals: the model
-# found these categories alone, from which characters follow which.
+# Cosine similarity is the cosine of the angle between two vectors, u·v / (|u| |v|): 1
+# for the same direction, 0 at right angles, −1 for opposite ones. Characters the text
+# rarely uses get few gradient steps and keep most of their random start, so we look
+# among the 40 or so commonest only.
 
 # %%
-for ch in "a e 0 7 ( T".split():
+W = model.wte.weight.numpy()                      # (V, 16)
+unit = W / np.linalg.norm(W, axis=1, keepdims=True)
+similarity = unit @ unit.T                       # cosine similarity of every pair, (V, V)
+common = np.bincount(train_ids, minlength=V) >= 500
+for ch in "a e t s ( :".split():
     i = tok.encode(ch)[0]
-    near = [j for j in np.argsort(-similarity[i]) if j != i][:5]
+    near = [j for j in np.argsort(-similarity[i]) if j != i and common[j]][:5]
     print(f"{ch!r}: " + ", ".join(f"{tok.decode([j])!r} {similarity[i, j]:.2f}" for j in near))
 
 # %% [markdown]
+# Which characters does the model treat alike? One test: a lower-case letter and its
+# capital play the same part in a word. Their mean cosine similarity, beside that of all
+# pairs of distinct letters:
+
+# %%
+letters = [c for c in "abcdefghijklmnopqrstuvwxyz" if c in tok.index and c.upper() in tok.index]
+pairs = [similarity[tok.index[c], tok.index[c.upper()]] for c in letters]
+alphabet = [tok.index[c] for c in letters] + [tok.index[c.upper()] for c in letters]
+others = similarity[np.ix_(alphabet, alphabet)][~np.eye(len(alphabet), dtype=bool)]
+print(f"a letter and its capital: mean cosine {np.mean(pairs):.2f} over {len(letters)} letters; "
+      f"any two distinct letters: {others.mean():.2f}")
+
+# %% [markdown]
 # ## A map of the vocabulary
-# 128 dimensions do not fit on a page. PCA finds the two directions along which the
+# 16 dimensions do not fit on a page. PCA finds the two directions along which the
 # vectors vary most (the top right-singular vectors of the centred table) and
 # projects onto them.
 
 # %%
-centred = W - W.mean(axis=0)
+centred = W[common] - W[common].mean(axis=0)
 _, _, directions = np.linalg.svd(centred, full_matrices=False)
-xy = centred @ directions[:2].T                  # (V, 128) @ (128, 2) -> (V, 2)
+xy = centred @ directions[:2].T                  # (n, 16) @ (16, 2) -> (n, 2)
 fig, ax = plt.subplots(figsize=(7, 6))
-for i in range(tok.vocab_size):
-    ch = tok.decode([i])
+for (x0, y0), i in zip(xy, np.flatnonzero(common)):
+    ch = tok.decode([int(i)])
     kind = "C0" if ch.isalpha() and ch.islower() else "C1" if ch.isalpha() else "C2" if ch.isdigit() else "C3"
-    ax.text(xy[i, 0], xy[i, 1], repr(ch)[1:-1] or "?", color=kind, fontsize=8, ha="center", va="center")
+    ax.text(x0, y0, repr(ch)[1:-1] or "?", color=kind, fontsize=9, ha="center", va="center")
 ax.set(xlim=(xy[:, 0].min() - 0.1, xy[:, 0].max() + 0.1), ylim=(xy[:, 1].min() - 0.1, xy[:, 1].max() + 0.1),
        title="Character embeddings, first two principal components")
 save_figure(fig, "06_embeddings_pca.png")
 
 # %% [markdown]
 # ## What you now know
-# - An embedding is a lookup into a learned matrix; its gradient adds up per token.
-# - Cosine similarity compares directions; neighbours in a trained table behave alike.
+# - An embedding is a lookup into a learned matrix, a one-hot product without the zeros;
+#   its gradient adds up per token.
+# - Reading 8 characters back instead of 1 lowers the loss far below the bigram's.
+# - Cosine similarity compares directions; characters the model uses alike end up close.
 # - PCA gives a faithful-as-possible 2-D shadow of the vectors.
-# - GPT-2 also has a *position* table `wpe`; the model adds the two vectors.
+# - A GPT has a *position* table `wpe` too, and adds the two vectors (lesson 08).
 #
-# **Exercise**: 6.1 the backward of indexing (`tinyllm/ops/shape.py`), which is the
-# embedding's backward.
+# **Exercises**: 6.1 the backward of indexing (`tinyllm/ops/shape.py`), which is the
+# embedding's backward; 6.2 the lookup itself, `Embedding.forward` (`tinyllm/nn.py`).

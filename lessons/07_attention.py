@@ -1,10 +1,14 @@
 # %% [markdown]
 # # Lesson 07 — Attention
 #
+# *Where to run it: in your own copy (`tinyllm exercises init DIR`), once exercises 1.1–7.5 are solved
+# (this lesson teaches 7.1–7.5); or in this checkout, where every exercise is solved.*
+#
 # **What you will build:** self-attention by hand on four tokens (queries, keys,
 # values, scores, the causal mask, softmax, the weighted sum), a check that
-# tinyllm's `CausalSelfAttention` computes exactly that, attention as one fused op
-# with its own backward, and maps of where a trained model's heads look.
+# tinyllm's `CausalSelfAttention` computes exactly that, and attention as one fused op
+# whose backward you derive here. (Where a *trained* model's heads look needs a trained
+# GPT: lesson 09 draws it.)
 #
 # An embedding knows only its own token. Attention lets each position gather
 # information from earlier positions: every position emits a *query* ("what am I
@@ -17,12 +21,14 @@ import math
 
 import numpy as np
 
-from shared import FAST, save_figure, small_trained_model
+import matplotlib.pyplot as plt
+
+from shared import exercises_before, save_figure
 from tinyllm import Tensor, functional as F, manual_seed
 from tinyllm.functional import causal_mask
 from tinyllm.model import CausalSelfAttention, GPTConfig
-from tinyllm.plots import plot_attention_maps
 
+exercises_before(7)
 np.set_printoptions(precision=2, suppress=True)
 
 # %% [markdown]
@@ -49,17 +55,37 @@ print("attention weights (each row sums to 1):\n", weights)
 y = weights @ v                          # (T, T) @ (T, D) -> (T, D): a weighted average of values
 print("output:\n", y)
 
+fig, ax = plt.subplots(figsize=(3.6, 3.2))
+ax.imshow(weights, cmap="Blues", vmin=0, vmax=1)
+for (row, col), w in np.ndenumerate(weights):
+    ax.text(col, row, f"{w:.2f}", ha="center", va="center", fontsize=8)
+ax.set(xlabel="key position (read)", ylabel="query position (reading)", title="Causal attention weights")
+save_figure(fig, "07_causal_weights.png")
+
 # %% [markdown]
 # Row 0 can only look at itself, so its weight is 1 and its output is v[0]. The
-# division by √D keeps the scores' spread independent of the head size, so the
-# softmax does not saturate as D grows.
+# division by √D keeps the scores' spread independent of the head size: q·k sums D
+# products, so for entries of unit size its spread grows as √D, and without the
+# division a large head would push the softmax towards a single 1 and zeros elsewhere.
+#
+# ## Softmax, forward and backward
+# `F.softmax` (exercise 7.1) computes y_i = e^{x_i} / Σ_j e^{x_j} after subtracting the
+# row's max (the same y, and no overflow); masked entries get −∞ first, so e^{−∞} = 0.
+# Its derivative: ∂y_i/∂x_j = y_i (δ_ij − y_j), since raising x_j raises y_j and, through
+# the sum, lowers every y_i in proportion. With g_i = dL/dy_i (exercise 7.2):
+#
+#     dL/dx_j = Σ_i g_i y_i (δ_ij − y_j) = y_j (g_j − Σ_i g_i y_i)      dx = y · (g − Σ g·y)
+#
+# A masked entry has y = 0, so it gets gradient 0 with no extra work.
 #
 # ## The same thing inside tinyllm
-# `CausalSelfAttention` does this for every head at once: one Linear layer makes
-# q, k and v for all heads (shape (B, T, 3C), read as (B, T, 3, H, D)), `split` cuts
-# that into q, k and v, a transpose gives each head its own slab (B, H, T, D), and
-# batched matmuls do all heads in one call. Here we redo it with
-# NumPy from the layer's own weights and compare.
+# `CausalSelfAttention.forward` (exercise 7.5) does this for every head at once: one
+# Linear layer, `c_attn`, makes q, k and v for all H heads (shape (B, T, 3C), read as
+# (B, T, 3, H, D) with D = C/H), `split` cuts that into q, k and v, a transpose gives
+# each head its own slab (B, H, T, D), and batched matmuls do all heads in one call.
+# The heads' outputs, (B, H, T, D), are put side by side again as (B, T, C), and a last
+# Linear layer, `c_proj`, mixes them. Here we redo it with NumPy, head by head, from the
+# layer's own weights and compare.
 
 # %%
 manual_seed(0)
@@ -105,31 +131,26 @@ print("largest difference in dq, dk, dv:", [float(np.abs(a - b).max()) for a, b 
 assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(*grads))
 
 # %% [markdown]
-# They agree to the last bit here: the fused backward does the arithmetic autograd
-# does through the small ops, and scaling by 1/√D = 1/2 is exact wherever it is
-# applied. What the fused op changes is what stays in memory until the backward runs
-# (lesson 12 counts it).
+# The differences printed are what they are on this machine (0.0 here when this was
+# written): the fused backward runs the same float32 products and sums that autograd
+# runs through the small ops. Equal to the last bit is not promised, though: a library
+# may add in another order, and float32 addition rounds differently in each order,
+# which is why the check above allows differences up to 1e-5. What the fused op changes is what stays in memory until the backward runs (lesson 12
+# counts it).
 #
-# ## Where a trained model looks
-# `model.attention_maps(ids)` returns the weights of every layer (kept only when
-# asked for), and `tinyllm.plots.plot_attention_maps` draws them. Each small picture
-# is one head: row = the position reading, column = the position read. Everything
-# above the diagonal is 0: the causal mask. (`examples/attention.py` draws them for
-# your own checkpoint and prompt, with the tokens on the axes.)
-
-# %%
-model, tok = small_trained_model()
-text = "The for statement is used to iterate over the elements of a sequence"[: 24 if FAST else 64]
-ids = np.array([tok.encode(text)])
-maps = model.attention_maps(ids)                # n_layer arrays of (1, n_head, T, T)
-fig = plot_attention_maps(maps, title=f"Attention on {text[:40]!r}...")  # a grid: layers down, heads across
-save_figure(fig, "07_attention_maps.png")
-print("every row sums to 1:", np.allclose(maps[0][0].sum(-1), 1, atol=1e-5))
-
-# %% [markdown]
-# Some heads look at the previous character only (a bright line just below the
-# diagonal), some spread over the whole word, some rest on the first position when
-# they have nothing better to do.
+# ## Attention's backward, derived
+# Exercise 7.4 writes that backward. Going back through y = A v, A = softmax(s),
+# s = q kᵀ / √D, one step at a time, with g = dL/dy, each step lesson 02's matmul rule
+# or the softmax backward above:
+#
+#     dv = Aᵀ g                      (T, S)ᵀ @ (T, D) -> (S, D)
+#     dA = g vᵀ                      (T, D) @ (D, S) -> (T, S)
+#     ds = A · (dA − Σ_keys dA·A)    softmax's backward, row by row
+#     dq = ds k / √D,   dk = dsᵀ q / √D
+#
+# In training, dropout drops some weights, y = drop(A) v: then dv = drop(A)ᵀ g, and dA
+# is drop(g vᵀ), the same elements dropped and scaled. A masked (future) entry has A = 0,
+# so its ds is 0: no gradient flows from a query to a key it could not see.
 #
 # ## Causal and masked language models
 # A GPT is *causal*: position t sees only positions ≤ t, so every position can be
@@ -141,9 +162,10 @@ print("every row sums to 1:", np.allclose(maps[0][0].sum(-1), 1, atol=1e-5))
 # - scores = q kᵀ / √D; the causal mask sets the future to -inf; softmax makes weights;
 #   the output is the weighted sum of values.
 # - Heads run side by side as one batched matmul over a (B, H, T, D) array.
+# - Softmax's backward is y · (g − Σ g·y); a masked entry gets nothing.
 # - Fused into one op, attention's graph keeps only the weights; the backward finds
 #   dv, then the scores' gradient through softmax, then dq and dk, from them.
 #
-# **Exercises** (all in `tinyllm/functional.py`): 7.1 the backward of `softmax`,
-# 7.2 the attention weights (`attention_weights`), 7.3 the backward of
-# `scaled_dot_product_attention`.
+# **Exercises**: in `tinyllm/functional.py`, 7.1 the forward and 7.2 the backward of
+# `softmax`, 7.3 the attention weights (`attention_weights`), 7.4 the backward of
+# `scaled_dot_product_attention`; in `tinyllm/model.py`, 7.5 `CausalSelfAttention.forward`.

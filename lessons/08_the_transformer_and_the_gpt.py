@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Lesson 08 — The Transformer block and the GPT
 #
+# *Where to run it: in your own copy (`tinyllm exercises init DIR`), once exercises 1.1–8.6 are solved
+# (this lesson teaches 8.1–8.6); or in this checkout, where every exercise is solved.*
+#
 # **What you will build:** the whole GPT-2 architecture out of the pieces you know:
 # LayerNorm, the MLP, attention, the residual stream, the Transformer block, then
 # the model from token ids to logits. And a count of GPT-2's 124,439,808
@@ -12,10 +15,12 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
-from shared import save_figure
+from shared import exercises_before, save_figure
 from tinyllm import Tensor, functional as F, manual_seed
+from tinyllm.gradcheck import gradcheck
 from tinyllm.model import GPT, GPTConfig
 
+exercises_before(8)
 rng = np.random.default_rng(0)
 
 # %% [markdown]
@@ -31,6 +36,41 @@ print(f"before: mean {x.numpy().mean(-1)[0, 0]:.2f}, std {x.numpy().std(-1)[0, 0
       f"after: mean {y.mean(-1)[0, 0]:.2f}, std {y.std(-1)[0, 0]:.2f}")
 
 # %% [markdown]
+# ## LayerNorm's backward, derived
+# For one row of C numbers (exercises 8.1, 8.2): μ = Σx/C, σ² = Σ(x − μ)²/C (+ ε),
+# x̂ = (x − μ)/σ, y = x̂·w + b. With g = dL/dy, the gain and bias are easy: dw = Σ g·x̂ and
+# db = Σ g over all rows. For x, first d = dL/dx̂ = g·w. Every x_j moves x̂_i directly, and
+# through μ and σ too:
+#
+#     ∂x̂_i/∂x_j = (δ_ij − 1/C)/σ − (x_i − μ)(x_j − μ)/(C σ³) = (δ_ij − 1/C − x̂_i x̂_j / C) / σ
+#
+# (∂μ/∂x_j = 1/C, ∂σ/∂x_j = (x_j − μ)/(Cσ)). Summing d_i times that over i:
+#
+#     dx_j = (d_j − mean(d) − x̂_j · mean(d·x̂)) / σ
+#
+# The two means remove from d what would only shift the row's mean or scale its spread:
+# LayerNorm undoes both, so no gradient can change them. gradcheck agrees:
+
+# %%
+X = Tensor(rng.standard_normal((2, 3, 6)), dtype=np.float64, requires_grad=True)
+weight, bias = (Tensor(rng.standard_normal(6), dtype=np.float64, requires_grad=True) for _ in range(2))
+print(gradcheck(F.layer_norm, [X, weight, bias]))
+
+# %% [markdown]
+# ## GELU, and its backward
+# The MLP's nonlinearity is GELU, x·Φ(x) with Φ the normal distribution's CDF: a smooth
+# ReLU that lets a little negative signal through. GPT-2 uses the tanh approximation,
+# y = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³). tinyllm writes ½(1 + tanh u) as σ(2u)
+# (the same number; σ is the logistic function, and e^x is faster than tanh in NumPy). With
+# s = σ(2u), σ' = σ(1 − σ) and 2u' = 2√(2/π)(1 + 3·0.044715x²), the product rule gives
+# (exercise 8.3):
+#
+#     dy/dx = s + x · s(1 − s) · 2u'
+
+# %%
+print(gradcheck(F.gelu, [Tensor(rng.standard_normal((3, 7)) * 3, dtype=np.float64, requires_grad=True)]))
+
+# %% [markdown]
 # ## The block
 # Each block reads the *residual stream* x, computes something, and **adds** it back:
 #
@@ -39,13 +79,16 @@ print(f"before: mean {x.numpy().mean(-1)[0, 0]:.2f}, std {x.numpy().std(-1)[0, 0
 #
 # The additions matter as much as the layers: in the backward pass a sum passes its
 # gradient through unchanged, so every block's gradient reaches the embeddings
-# directly, however deep the stack. The MLP widens each vector 4×, applies GELU (a
-# smooth ReLU) and narrows it back (`tinyllm/model.py`, classes `MLP` and `Block`).
+# directly, however deep the stack. The MLP widens each vector 4×, applies GELU and
+# narrows it back: `c_fc`, GELU, `c_proj` (exercise 8.4); the block is the two lines
+# above (exercise 8.5); both in `tinyllm/model.py`.
 #
 # ## The GPT, step by step
 # ids → token embedding + position embedding → n_layer blocks → a final LayerNorm →
-# `lm_head`, a Linear layer giving one logit per vocabulary entry. GPT-2 *ties*
-# `lm_head` to the token embedding: one matrix both reads and writes tokens.
+# `lm_head`, a Linear layer giving one logit per vocabulary entry, and, when targets
+# are given, the cross-entropy of lesson 04 (`GPT.forward`, exercise 8.6). GPT-2 *ties*
+# `lm_head` to the token embedding: one matrix both reads and writes tokens. Here is
+# the forward pass taken apart, step by step, beside `model(ids)`:
 
 # %%
 manual_seed(0)
@@ -105,6 +148,7 @@ counted = dict.fromkeys(parameter_groups(gpt2.config), 0)
 for name, p in gpt2.named_parameters():
     counted[part_of(name)] += p.size
 assert counted == parameter_groups(gpt2.config)
+print(f"GPT-2 small's LayerNorms: {counted['LayerNorms']:,} parameters of {gpt2.num_parameters():,}")
 del gpt2
 
 sizes = ["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]
@@ -128,7 +172,8 @@ save_figure(fig, "08_parameters.png")
 # In the smallest GPT-2 the embedding table holds almost a third of the parameters;
 # the blocks grow as L·C² and the table only as C, so in the largest it is down to a
 # twentieth, and nearly two thirds of everything is MLP (8C² per block against
-# attention's 4C²). The LayerNorms' few thousand are too thin to see. GPT-2 is this
+# attention's 4C²). The LayerNorms are too thin to see: 4C per block and 2C at the
+# end, the 0.03% printed above (38,400 parameters in GPT-2 small). GPT-2 is this
 # code plus these numbers.
 #
 # OpenAI published the numbers. `tinyllm/pretrained.py` reads them from GPT-2's files on
@@ -141,5 +186,6 @@ save_figure(fig, "08_parameters.png")
 # - A GPT: embeddings in, blocks, final LayerNorm, tied head out; at init its loss is ln V.
 # - Parameters count as 12C² + 13C per block plus the embeddings.
 #
-# **Exercises**: 8.1 the backward of `layer_norm`, 8.2 the backward of `gelu`
-# (`tinyllm/functional.py`).
+# **Exercises**: in `tinyllm/functional.py`, 8.1 the forward and 8.2 the backward of
+# `layer_norm`, 8.3 the backward of `gelu`; in `tinyllm/model.py`, 8.4 `MLP.forward`,
+# 8.5 `Block.forward`, 8.6 `GPT.forward`.

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Lesson 10 — Sampling: the model dreams
 #
+# *Where to run it: in your own copy (`tinyllm exercises init DIR`), once exercises 1.1–10.3 are solved
+# (this lesson teaches 10.1–10.3); or in this checkout, where every exercise is solved.*
+#
 # **What you will build:** text from a trained model, one token at a time;
 # temperature, top-k and top-p shown on one distribution; the next-token table for
 # a prompt; and the KV cache that makes generation cost one position per token.

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Lesson 11 — Prediction is compression
 #
+# *Where to run it: in your own copy (`tinyllm exercises init DIR`), once exercises 1.1–10.3 are solved
+# (this lesson adds none); or in this checkout, where every exercise is solved.*
+#
 # **What you will build:** the number of bits per character our small GPT needs to
 # encode held-out text, next to what gzip, bz2 and lzma need for the same text.
 #

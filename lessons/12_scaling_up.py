@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Lesson 12 — Scaling up: the same code on a GPU
 #
+# *Where to run it: in your own copy (`tinyllm exercises init DIR`), once exercises 1.1–10.3 are solved
+# (this lesson adds none); or in this checkout, where every exercise is solved.*
+#
 # **What you will build:** a view of tinyllm's backend seam, the one place that
 # decides where numbers live; a measurement of how much arithmetic this machine does
 # per second and how much of it a training step uses; a count of the memory a step

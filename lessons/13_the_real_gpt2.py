@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Lesson 13 — The real GPT-2: OpenAI's weights in the code you wrote
 #
+# *Where to run it: in your own copy (`tinyllm exercises init DIR`), once exercises 1.1–13.1 are solved
+# (this lesson teaches 13.1); or in this checkout, where every exercise is solved.*
+#
 # **What you will build:** a weights file taken apart byte by byte; the map from
 # GPT-2's published names and layouts onto tinyllm's `GPT`; and, when GPT-2's files
 # are on your disk, the model OpenAI trained, predicting and writing in your code.

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Lesson 14 — Fine-tuning: new text, old knowledge
 #
+# *Where to run it: in your own copy (`tinyllm exercises init DIR`), once exercises 1.1–13.1 are solved
+# (this lesson adds none); or in this checkout, where every exercise is solved.*
+#
 # **What you will build:** the small GPT that learned English from Python's docs
 # (lessons 04–11), taught to write Python *code* in a few hundred steps; beside it, a
 # new model trained on the same code for the same steps from random weights; and a

@@ -19,6 +19,19 @@ FIGURES.mkdir(parents=True, exist_ok=True)
 GPT2_DIR = Path(os.environ.get("TINYLLM_GPT2", "gpt2"))
 
 
+def exercises_before(lesson: int) -> None:
+    """Say which exercises of lessons 1..``lesson`` are still blank in the tinyllm this lesson runs
+    on (your copy from ``tinyllm exercises init``): the lesson stops at the first cell that needs one."""
+    import tinyllm
+    from tinyllm.exercises import find_exercises, status
+    root = Path(tinyllm.__file__).resolve().parents[1]
+    blank = [e.id for e in find_exercises(root) if int(e.id.split(".")[0]) <= lesson and status(e, root) == "todo"]
+    if blank:
+        print(f"note: {'exercise' if len(blank) == 1 else 'exercises'} {', '.join(blank)} "
+              f"{'is' if len(blank) == 1 else 'are'} still blank in {root}; "
+              f"this lesson stops at the first cell that needs one ('tinyllm exercises hint {blank[0]}')")
+
+
 def save_figure(fig, name: str) -> Path:
     """Write ``fig`` as ``FIGURES/name`` and say where."""
     from tinyllm.plots import save_png
@@ -45,7 +58,7 @@ def small_trained_model(steps: int | None = None):
     ckpt = load_checkpoint(out, device="cpu") if checkpoint_path(out).is_file() else None
     if ckpt is None or ckpt["step"] < steps:
         print(f"training a small model for {steps} steps (once; it is cached in {out}) ...")
-        train(TrainConfig(max_iters=steps, eval_interval=steps, eval_iters=5, sample_interval=10 ** 9,
+        train(TrainConfig(max_iters=steps, eval_interval=steps, eval_iters=5, sample_tokens=0,
                           log_interval=max(1, steps // 4), warmup_iters=min(100, steps // 10), out=str(out),
                           device="cpu"))
         ckpt = load_checkpoint(out, device="cpu")

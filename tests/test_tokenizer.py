@@ -28,6 +28,17 @@ def test_hand_computed_merges():
     assert tok.encode("aaabdaaabac") == [258, ord("d"), 258, ord("a"), ord("c")]
 
 
+def test_encode_merges_by_rank_not_by_position():
+    # merges: (b, c) -> 256 first, then (a, b) -> 257. In "abc" the pair (a, b) comes first in the
+    # text, but (b, c) has the lower rank, so it merges first: [a, 256], and (a, 256) is no merge.
+    a, b, c = ord("a"), ord("b"), ord("c")
+    tok = ByteLevelBPE([(b, c, 256), (a, b, 257), (257, 257, 258)])
+    assert tok.encode("abc") == [a, 256]
+    assert tok.encode("abab") == [258]                    # (a, b) twice -> 257 257 -> 258
+    assert tok.encode("cab ab") == [c, 257, ord(" "), 257]  # " ab" is a pre-token of its own
+    assert tok.encode("é") == list("é".encode("utf-8"))   # two bytes, no merge: two ids
+
+
 def test_ties_go_to_the_smallest_pair():
     # (d,c), (c,b) and (b,a) each occur once: the smallest pair, (b,a) = (98, 97), is merged first
     assert train_merges({b"dcba": 1}, 1) == [(ord("b"), ord("a"))]

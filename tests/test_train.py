@@ -247,6 +247,52 @@ def test_accumulated_micro_batches_give_the_gradient_of_the_whole_batch():
             np.testing.assert_allclose(part, whole, rtol=1e-10, atol=1e-14)
 
 
+def test_a_training_step_is_zero_grad_backward_clip_step():
+    import tinyllm
+    from tinyllm import optim
+    from tinyllm.model import GPT, GPTConfig
+    from tinyllm.train import train_step
+    batches = TokenBatches(np.random.default_rng(1).integers(0, 50, 500).astype(np.uint16), block_size=8)
+    models = []
+    for _ in range(2):
+        tinyllm.manual_seed(0)
+        models.append(GPT(GPTConfig(vocab_size=50, block_size=8, n_layer=1, n_head=2, n_embd=16)).to(dtype=np.float64))
+    ours, by_hand = models
+    opts = [optim.AdamW(m.parameters(), lr=1e-2) for m in models]
+    for p in ours.parameters():                  # a stale gradient that the step must forget
+        p.grad = tinyllm.Tensor(np.full(p.shape, 5.0), dtype=np.float64)
+    loss, norm = train_step(ours, opts[0], batches, 4, np.random.default_rng(2), grad_clip=0.1)
+
+    x, y = batches.get_batch("train", 4, np.random.default_rng(2))
+    _, expected_loss = by_hand(x, y)
+    expected_loss.backward()
+    grads = np.concatenate([p.grad.numpy().ravel() for p in by_hand.parameters()])
+    expected_norm = np.sqrt(grads @ grads)
+    for p in by_hand.parameters():
+        p.grad = tinyllm.Tensor(p.grad.numpy() * 0.1 / (expected_norm + 1e-6), dtype=np.float64)
+    opts[1].step()
+    assert loss.item() == pytest.approx(expected_loss.item(), rel=1e-12)
+    assert float(norm) == pytest.approx(expected_norm, rel=1e-10) and expected_norm > 0.1   # clipping happened
+    for p, q in zip(ours.parameters(), by_hand.parameters()):
+        np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_generate_feeds_the_last_block_size_tokens_and_appends_each_draw():
+    import tinyllm
+    from tinyllm.model import GPT, GPTConfig
+    from tinyllm.sample import generate
+    tinyllm.manual_seed(3)
+    model = GPT(GPTConfig(vocab_size=13, block_size=8, n_layer=2, n_head=2, n_embd=16)).to(dtype=np.float64)
+    seen = []
+    ids = generate(model, [1, 2, 3], max_new_tokens=12, top_k=1, on_token=seen.append, use_cache=False)
+    expected = [1, 2, 3]
+    for _ in range(12):   # greedy by hand: the likeliest token after (at most) the last 8
+        logits, _ = model(np.array([expected[-8:]]))
+        expected.append(int(logits.numpy()[0, -1].argmax()))
+    assert ids == expected and seen == expected[3:]
+    assert generate(model, [4], max_new_tokens=0) == [4]
+
+
 @pytest.mark.parametrize("top_k,temperature", [(1, 1.0), (None, 0.9)], ids=["greedy", "seeded-sampling"])
 def test_kv_cache_generation_equals_full_recompute(top_k, temperature):
     import tinyllm

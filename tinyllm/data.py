@@ -170,6 +170,8 @@ class TokenBatches:
         if split not in self.splits:
             raise ValueError(f"split must be one of {sorted(self.splits)}, got {split!r}")
         data = self.splits[split]
+        # BEGIN EXERCISE 9.4: a batch: B random windows of T+1 tokens; x is each window but its last, y all but its first
         starts = to_device(rng.integers(0, len(data) - self.block_size, batch_size), device_of(data))
-        windows = data[starts[:, None] + self.offsets].astype("int64")  # (B, T+1)
+        windows = data[starts[:, None] + self.offsets].astype("int64")  # (B, 1) + (T+1,) -> (B, T+1) positions
         return windows[:, :-1], windows[:, 1:]
+        # END EXERCISE

@@ -54,37 +54,79 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
             "g holds every gradient, laid out like self.flat (all parameters in one array). With momentum, "
             "keep one buffer v (self._buffer), v = μ·v + g in place, and step with v: self.flat -= lr·v. "
             "Without momentum the step is self.flat -= lr·g."),
-    "4.1": ([f"{_GRAD}[log_softmax]"], "y = x - logΣe^x, so dx = g - softmax(x)·Σg, and softmax(x) = e^y."),
-    "4.2": ([f"{_GRAD}[cross_entropy]", f"{_GRAD}[cross_entropy_3d_ignore]",
+    "3.3": (["tests/test_build_the_gpt.py::test_linear_by_hand", "tests/test_functional.py::test_linear_names_a_feature_mismatch"],
+            "A layer of n_out neurons on n_in inputs: out = x Wᵀ + b with W (n_out, n_in). x may be (..., n_in): "
+            "reshape x.data to (N, n_in) rows (keep it as x2: the backward reads it), multiply by weight.data.T, "
+            "add bias.data when there is one. The last line reshapes out to (..., n_out)."),
+    "3.4": ([f"{_GRAD}[linear]", f"{_GRAD}[linear_no_bias]"],
+            "out = x2 Wᵀ + b is a matmul and a broadcast add (lesson 02): with g2 = g as (N, n_out) rows, "
+            "dx = g2 @ W (reshaped to x.shape), dW = g2ᵀ @ x2, db = g2 summed over its rows (column_sums). "
+            "Return (dx, dW) or (dx, dW, db); None for an input that does not require grad."),
+    "4.1": (["tests/test_build_the_gpt.py::test_log_softmax_by_hand"],
+            "log softmax(x) = x - log Σ e^x. Subtract the max along the axis first (the result is the same, "
+            "and e^x cannot overflow): shifted = x - max; y = shifted - log(Σ e^shifted), the sum with keepdims "
+            "(_sum_along(a, axis) is a.sum(axis, keepdims=True))."),
+    "4.2": ([f"{_GRAD}[log_softmax]"], "y = x - logΣe^x, so dx = g - softmax(x)·Σg, and softmax(x) = e^y."),
+    "4.3": ([f"{_GRAD}[cross_entropy]", f"{_GRAD}[cross_entropy_3d_ignore]",
              "tests/test_functional.py::test_cross_entropy_by_hand"],
             "softmax_z is softmax(z) (kept by the forward, or made again on a GPU). dz = softmax_z · g / count "
             "for every counted row, minus g / count at each row's target; rows with ignore_index get 0."),
     "5.1": (["tests/test_tokenizer.py::test_merge_pair_scans_left_to_right"],
             "Walk i from 0: where ids[i], ids[i+1] is the pair, emit new_id and jump 2; else emit ids[i]."),
-    "5.2": (["tests/test_tokenizer.py::test_fast_trainer_equals_textbook_trainer",
-             "tests/test_tokenizer.py::test_hand_computed_merges"],
+    "5.2": (["tests/test_tokenizer.py::test_fast_trainer_equals_textbook_trainer"],
             "Subtract the word's frequency from each of its old pairs, add it to each new pair; words "
             "gain index entries only for pairs containing new_id, and lose those of pairs that vanished."),
+    "5.3": (["tests/test_tokenizer.py::test_encode_merges_by_rank_not_by_position",
+             "tests/test_tokenizer.py::test_hand_computed_merges"],
+            "Start from the byte ids (self.byte_ids[b] for each UTF-8 byte of word). Then repeat: among the "
+            "adjacent pairs, take the one whose merge was learned first (lowest rank in self.ranks, which maps "
+            "a pair to (rank, new_id)); if no pair is a merge, stop; else ids = merge_pair(ids, pair, new_id)."),
     "6.1": ([f"{_GRAD}[slice]", f"{_GRAD}[gather_rows]", f"{_GRAD}[gather_pairs]"],
             "Start from zeros shaped like a. A slice: assign g into grad[index]. Integer arrays may read "
             "one row twice, so use scatter_add (np.add.at) to add, not assign."),
-    "7.1": ([f"{_GRAD}[softmax]", f"{_GRAD}[softmax_axis0]", f"{_GRAD}[softmax_causal_mask]"],
+    "6.2": (["tests/test_build_the_gpt.py::test_embedding_looks_up_rows", f"{_GRAD}[gather_rows]"],
+            "Row i of self.weight is the vector of id i: indexing the Tensor with the ids array, "
+            "self.weight[ids], gives (B, T, C) for (B, T) ids, and its backward is exercise 6.1's."),
+    "7.1": (["tests/test_build_the_gpt.py::test_softmax_by_hand"],
+            "y = e^x / Σ e^x along the axis. Subtract the max first (same result, no overflow). With a mask, "
+            "first add _mask_bias(mask, x) (-inf where masked) so those entries become e^-inf = 0. Sum with "
+            "_sum_along(y, axis); return a new array (x must not change)."),
+    "7.2": ([f"{_GRAD}[softmax]", f"{_GRAD}[softmax_axis0]", f"{_GRAD}[softmax_causal_mask]"],
             "dx = y·(g - Σ g·y) along the axis, with y the forward's output."),
-    "7.2": (["tests/test_functional.py::test_attention_weights_by_hand",
-             "tests/test_model.py::test_changing_token_t_never_changes_earlier_logits",
-             "tests/test_model.py::test_attention_maps_are_causal_distributions_and_cost_nothing_otherwise"],
+    "7.3": (["tests/test_functional.py::test_attention_weights_by_hand"],
             "scores = (q / √D) @ kᵀ (k.swapaxes(-2, -1)), shape (..., T, S); when is_causal the mask is "
             "causal_mask(T, S, array_module(q)); then _softmax_forward(scores, -1, mask)."),
-    "7.3": ([f"{_GRAD}[attention]", f"{_GRAD}[attention_causal]", f"{_GRAD}[attention_causal_cache]",
+    "7.4": ([f"{_GRAD}[attention]", f"{_GRAD}[attention_causal]", f"{_GRAD}[attention_causal_cache]",
              f"{_GRAD}[attention_dropout]", "tests/test_functional.py::test_fused_attention_equals_its_five_ops[0.0]",
              "tests/test_functional.py::test_fused_attention_equals_its_five_ops[0.3]"],
             "Go back through y = A v, A = drop(P), P = softmax(s): dv = drop(P)ᵀ @ g; dA = g @ vᵀ, and "
             "drop(dA) is dP; ds = _softmax_backward(P, dP); s = q kᵀ/√D gives dq = ds @ k/√D and "
             "dk = dsᵀ @ q/√D. Swap the last two axes with .swapaxes(-2, -1)."),
-    "8.1": ([f"{_GRAD}[layer_norm]", f"{_GRAD}[layer_norm_plain]"],
+    "7.5": (["tests/test_build_the_gpt.py::test_attention_layer_by_hand"],
+            "x (B, T, C), H = n_head heads of D = C/H. c_attn(x) is (B, T, 3C): reshape to (B, T, 3, H, D) and "
+            "split(1, axis=2) into q, k, v; give each head its slab, (B, T, H, D) -> transpose(1, 2) -> (B, H, T, D). "
+            "Then k, v = self.remember(q, k, v, cache) (it returns them unchanged in training). "
+            "y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.attn_dropout.p if "
+            "self.training else 0.0); (B, H, T, D) -> transpose(1, 2) -> reshape (B, T, C); c_proj, resid_dropout."),
+    "8.1": (["tests/test_functional.py::test_layer_norm_by_hand",
+             "tests/test_functional.py::test_layer_norm_output_is_normalised"],
+            "Along the last axis (C of them): μ = row_sums(x)/C, xhat = x - μ, rstd = 1/√(row_sums(xhat²)/C + eps), "
+            "xhat *= rstd. y = xhat·weight + bias, each only when given (without weight y is a copy of xhat). "
+            "The backward reads xhat and rstd: keep those names."),
+    "8.2": ([f"{_GRAD}[layer_norm]", f"{_GRAD}[layer_norm_plain]"],
             "With d = g·w: dx = (d - mean(d) - x̂·mean(d·x̂)) · rstd, the means along the last axis (row_sums / C)."),
-    "8.2": ([f"{_GRAD}[gelu]"],
+    "8.3": ([f"{_GRAD}[gelu]"],
             "y = x·s with s = σ(2u) from the forward: dy/dx = s + x·s(1-s)·2u', 2u' = 2c(1 + 3k·x²)."),
+    "8.4": (["tests/test_build_the_gpt.py::test_mlp_by_hand"], "dropout(c_proj(gelu(c_fc(x)))): (B, T, C) -> (B, T, 4C) -> (B, T, C)."),
+    "8.5": (["tests/test_build_the_gpt.py::test_block_by_hand"],
+            "Pre-LayerNorm residuals: x = x + attn(ln_1(x), cache), then x = x + mlp(ln_2(x)); return x."),
+    "8.6": (["tests/test_build_the_gpt.py::test_gpt_forward_and_loss_by_hand",
+             "tests/test_model.py::test_loss_at_init_is_log_vocab[cpu-baby]",
+             "tests/test_model.py::test_changing_token_t_never_changes_earlier_logits",
+             "tests/test_model.py::test_attention_maps_are_causal_distributions_and_cost_nothing_otherwise"],
+            "positions = xp.arange(past, past + T) (past is 0 without a cache); x = wte(ids) + wpe(positions), "
+            "(B, T, C) + (T, C); drop(x); each block in self.h with its cache[i] (None without a cache); "
+            "logits = lm_head(ln_f(x)); loss = F.cross_entropy(logits, targets) when targets is not None, else None."),
     "9.1": (["tests/test_optim.py::test_adamw_first_step_is_lr_times_sign_and_decays_only_matrices",
              "tests/test_optim.py::test_adamw_follows_its_formula_over_several_steps",
              "tests/test_optim.py::test_adamw_matches_pytorch"],
@@ -99,10 +141,27 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
     "9.3": (["tests/test_optim.py::test_cosine_schedule"],
             "Before warmup_steps: max_lr·(step+1)/(warmup_steps+1). After decay_steps: min_lr. Between: "
             "min_lr + ½(1 + cos(π·progress))·(max_lr - min_lr)."),
+    "9.4": (["tests/test_train.py::test_batches_are_next_token_shifted"],
+             "data = self.splits[split]. Draw batch_size start positions with rng.integers(0, len(data) - "
+             "block_size) (to_device them to data's device); the windows are data[starts[:, None] + self.offsets], "
+             "(B, T+1), as int64. x = windows[:, :-1], y = windows[:, 1:]: y[t] is the token after x[t]."),
+    "9.5": (["tests/test_train.py::test_accumulated_micro_batches_give_the_gradient_of_the_whole_batch"],
+             "grad_accum times: x, y = batches.get_batch('train', batch_size, rng); _, loss = model(x, y); "
+             "(loss * (1 / grad_accum)).backward() (gradients add up in .grad, so the sum is their mean). "
+             "Return the last loss."),
+    "9.6": (["tests/test_train.py::test_a_training_step_is_zero_grad_backward_clip_step"],
+             "opt.zero_grad(); loss = accumulate_gradients(...); norm = optim.clip_grad_norm_(model.parameters(), "
+             "grad_clip or math.inf) (0 means: measure, do not clip); opt.step(); return loss, norm."),
     "10.1": (["tests/test_train.py::test_top_k_top_p_and_temperature_on_hand_made_logits"],
              "top-k: set z below the k-th largest to -inf. Softmax. top-p: sort by probability; a token "
              "stays while the mass ranked above it is < p; renormalise."),
-    "10.2": (["tests/test_train.py::test_cached_logits_match_full_forward",
+    "10.2": (["tests/test_train.py::test_generate_feeds_the_last_block_size_tokens_and_appends_each_draw"],
+             "max_new_tokens times: feed = the last block_size ids (with use_cache: all of them when the cache is "
+             "new or full, so start model.new_cache() and cached = 0 then; else only the newest id); "
+             "logits, _ = model(np.array([feed]), cache=cache if use_cache else None); cached += len(feed); "
+             "probs = next_token_probs(to_numpy(logits.data[0, -1]), temperature, top_k, top_p); "
+             "token = int(rng.choice(len(probs), p=probs)); append it; on_token(token) when given."),
+    "10.3": (["tests/test_train.py::test_cached_logits_match_full_forward",
               "tests/test_train.py::test_kv_cache_generation_equals_full_recompute[greedy]",
               "tests/test_train.py::test_kv_cache_generation_equals_full_recompute[seeded-sampling]"],
              "If the cache holds k and v, concat the new ones after them on the time axis (2); store the "
@@ -196,9 +255,9 @@ def init(dest: str | Path) -> list[Exercise]:
     if dest.exists() and any(dest.iterdir()):
         raise ValueError(f"{dest} exists and is not empty: choose a new directory")
     exercises = find_exercises(root)
-    # (test_exercises.py tests this machinery on the reference, test_bench.py runs bench/, which
-    # the copy leaves out: neither has a place in a learner's copy)
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "figures", "test_exercises.py", "test_bench.py")
+    # (test_exercises.py and test_course.py test this machinery and the course on the reference,
+    # test_bench.py runs bench/, which the copy leaves out: none has a place in a learner's copy)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "figures", "test_exercises.py", "test_course.py", "test_bench.py")
     for name in PROJECT_FILES:
         source = root / name
         if source.is_dir():

@@ -31,20 +31,24 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     n_out, n_in = weight.shape
     if x.shape[-1] != n_in:
         raise ValueError(f"linear: input {x.shape} has {x.shape[-1]} features, weight {weight.shape} expects {n_in}")
+    # BEGIN EXERCISE 3.3: forward of linear: fold the batch axes into rows, one product with Wᵀ, add the bias
     x2 = x.data.reshape(-1, n_in)                       # (N, in)
     out = x2 @ weight.data.T                            # (N, in) @ (in, out) -> (N, out)
     if bias is not None:
         out += bias.data
+    # END EXERCISE
     parents = (x, weight) if bias is None else (x, weight, bias)
 
     def backward(g):
         # out = x Wᵀ + b   =>   dx = g W,   dW = gᵀ x,   db = Σ_rows g
+        # BEGIN EXERCISE 3.4: backward of linear: dx = g W, dW = gᵀ x, db = g summed over the rows
         g2 = g.reshape(-1, n_out)                       # (N, out)
         grads = [(g2 @ weight.data).reshape(x.shape) if x.requires_grad else None,  # (N, out) @ (out, in)
                  g2.T @ x2 if weight.requires_grad else None]                       # (out, N) @ (N, in)
         if bias is not None:
             grads.append(column_sums(g2))             # (N, out) -> (out,)
         return tuple(grads)
+        # END EXERCISE
     return from_op(out.reshape(*x.shape[:-1], n_out), parents, backward, "linear")
 
 
@@ -84,6 +88,8 @@ def _softmax_forward(x, axis: int = -1, mask=None):
     xp = array_module(x)
     if is_cupy_array(x) and axis in (-1, x.ndim - 1):   # on a GPU: the same maths, fused kernels
         return cuda_kernels.softmax(x, False if mask is None else _device_mask(mask, x))
+    # BEGIN EXERCISE 7.1: forward of softmax: subtract the max (after adding the mask's -inf), exp, divide by the sum
+    # softmax(x) = softmax(x - m) for any m; with m the max every exponent is <= 0: no overflow.
     if mask is None:
         y = x - x.max(axis=axis, keepdims=True)
     else:
@@ -92,13 +98,14 @@ def _softmax_forward(x, axis: int = -1, mask=None):
     xp.exp(y, out=y)
     y /= _sum_along(y, axis)
     return y
+    # END EXERCISE
 
 
 def _softmax_backward(y, g, axis: int = -1):
     """softmax's backward on arrays: dLoss/dx from the forward's output y and g = dLoss/dy."""
     if is_cupy_array(y) and axis in (-1, y.ndim - 1):
         return cuda_kernels.softmax_backward(y, g)
-    # BEGIN EXERCISE 7.1: backward of softmax: dx = y·(g - Σ g·y)
+    # BEGIN EXERCISE 7.2: backward of softmax: dx = y·(g - Σ g·y)
     # dy_i/dx_j = y_i (δ_ij - y_j)   =>   dx = y · (g - Σ_j g_j y_j)
     dx = g - _sum_along(g * y, axis)
     dx *= y
@@ -109,11 +116,13 @@ def _softmax_backward(y, g, axis: int = -1):
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """log(softmax(x)) computed stably as (x - max) - log Σ exp(x - max)."""
     xp = array_module(x.data)
+    # BEGIN EXERCISE 4.1: forward of log_softmax: (x - max) - log Σ exp(x - max) along the axis
     shifted = x.data - x.data.max(axis=axis, keepdims=True)
     y = shifted - xp.log(_sum_along(xp.exp(shifted), axis))
+    # END EXERCISE
 
     def backward(g):
-        # BEGIN EXERCISE 4.1: backward of log_softmax: dx = g - softmax(x)·Σg
+        # BEGIN EXERCISE 4.2: backward of log_softmax: dx = g - softmax(x)·Σg
         # y_i = x_i - log Σ_j e^{x_j}   =>   dx = g - softmax(x) · Σ_i g_i
         return (g - xp.exp(y) * _sum_along(g, axis),)
         # END EXERCISE
@@ -146,7 +155,7 @@ def gelu(x: Tensor) -> Tensor:
 
     def backward(g):
         # y = x·σ(2u)   =>   dy/dx = σ + x·σ(1 - σ)·2u',   with 2u' = 2c(1 + 3k·x²)
-        # BEGIN EXERCISE 8.2: backward of gelu: dy/dx = σ + x·σ(1 - σ)·2u'
+        # BEGIN EXERCISE 8.3: backward of gelu: dy/dx = σ + x·σ(1 - σ)·2u'
         d = a * a
         d *= 6 * _GELU_C * _GELU_K
         d += 2 * _GELU_C
@@ -203,7 +212,7 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int = -100) -> Tensor:
 
     def backward(g):
         softmax_z = probs if probs is not None else cuda_kernels.softmax(z, statistics=(m, total))  # (N, V)
-        # BEGIN EXERCISE 4.2: backward of cross_entropy: (softmax - onehot(target)) / count, 0 for ignored rows
+        # BEGIN EXERCISE 4.3: backward of cross_entropy: (softmax - onehot(target)) / count, 0 for ignored rows
         # d loss_n / dz_n = softmax(z_n) - onehot(t_n); the mean divides by count.
         row_scale = (valid * (g / count)).astype(z.dtype)[:, None]   # (N, 1); 0 for ignored rows
         dz = softmax_z * row_scale
@@ -231,12 +240,14 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
         y, mean, rstd = cuda_kernels.layer_norm(x.data, w, bias.data if bias is not None else 0, eps)
         normalized = lambda: cuda_kernels.layer_norm_xhat(x.data, mean, rstd)  # noqa: E731
     else:
+        # BEGIN EXERCISE 8.1: forward of layer_norm: x̂ = (x - μ)/σ along the last axis, y = x̂·w + b; keep x̂ and 1/σ
         xhat = x.data - row_sums(x.data) / C                             # x - μ
         rstd = 1.0 / xp.sqrt(row_sums(xhat * xhat) / C + eps)            # 1/σ, (..., 1)
         xhat *= rstd                                                     # (x - μ)/σ, (..., C)
         y = xhat * weight.data if weight is not None else xhat.copy()
         if bias is not None:
             y += bias.data
+        # END EXERCISE
         normalized = lambda: xhat  # noqa: E731
     parents = [p for p in (x, weight, bias) if p is not None]
 
@@ -247,7 +258,7 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
         if on_gpu:
             dx = cuda_kernels.layer_norm_backward(g, w, xhat, rstd)
         else:
-            # BEGIN EXERCISE 8.1: backward of layer_norm: dx = (d - mean(d) - x̂·mean(d·x̂))/σ with d = g·w
+            # BEGIN EXERCISE 8.2: backward of layer_norm: dx = (d - mean(d) - x̂·mean(d·x̂))/σ with d = g·w
             d = g * w
             dx = d - row_sums(d) / C
             dx -= xhat * (row_sums(d * xhat) / C)
@@ -334,7 +345,7 @@ def causal_mask(T_query: int, T_key: int, xp=np):
 def attention_weights(q, k, is_causal: bool = False):
     """softmax(q kᵀ / √D) on arrays q (..., T, D) and k (..., S, D): the (..., T, S) weights,
     row t saying how much query t takes from each key (with ``is_causal``, none from its future)."""
-    # BEGIN EXERCISE 7.2: attention weights: softmax(q kᵀ / √D), the causal mask applied when is_causal
+    # BEGIN EXERCISE 7.3: attention weights: softmax(q kᵀ / √D), the causal mask applied when is_causal
     # Scaling q first is the same number and touches T·D values instead of T·S.
     scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.swapaxes(-2, -1)  # (B, H, T, D) @ (B, H, D, S) -> (B, H, T, S)
     mask = causal_mask(q.shape[-2], k.shape[-2], array_module(q)) if is_causal else None
@@ -368,7 +379,7 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, *, is_causal: 
     def backward(g):
         # y = A v with A = dropout(P), P = softmax(s), s = q kᵀ / √D:
         #   dv = Aᵀ g,   dP = dropout(g vᵀ),   ds = softmax's backward(P, dP),   dq = ds k / √D,   dk = dsᵀ q / √D
-        # BEGIN EXERCISE 7.3: backward of attention: dv, then ds through dropout and softmax, then dq and dk
+        # BEGIN EXERCISE 7.4: backward of attention: dv, then ds through dropout and softmax, then dq and dk
         dv = drop(att).swapaxes(-2, -1) @ g                                # (B, H, S, T) @ (B, H, T, D) -> (B, H, S, D)
         ds = _softmax_backward(att, drop(g @ v.data.swapaxes(-2, -1)))     # (B, H, T, D) @ (B, H, D, S) -> (B, H, T, S)
         dq = ds @ k.data                                                   # (B, H, T, S) @ (B, H, S, D) -> (B, H, T, D)

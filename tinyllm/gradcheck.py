@@ -1,4 +1,4 @@
-"""gradcheck: is a backward formula right? Ask the definition of the derivative.
+"""gradcheck: is a backward formula right? Measure the slope numerically and compare.
 
     df/dx ≈ (f(x + ε) - f(x - ε)) / 2ε        (central difference, error O(ε²))
 

@@ -80,6 +80,8 @@ class CausalSelfAttention(Module):
         self.attention = None         # (B, n_head, T, T) array when kept; nothing is stored otherwise
 
     def forward(self, x: Tensor, cache: dict | None = None) -> Tensor:
+        """x (B, T, C) -> (B, T, C): each position's mix of the values of itself and the positions before it."""
+        # BEGIN EXERCISE 7.5: attention's forward: q, k, v from c_attn, H heads of D, attend, heads side by side, c_proj
         B, T, C = x.shape
         H, D = self.n_head, C // self.n_head
         # c_attn's (B, T, 3C) holds q, k and v side by side, each H heads of D: read it as
@@ -89,22 +91,32 @@ class CausalSelfAttention(Module):
         q, k, v = self.c_attn(x).reshape(B, T, 3, H, D).split(1, axis=2)   # three (B, T, 1, H, D)
         # Give each head its own slab: (B, T, 1, H, D) -> (B, T, H, D) -> (B, H, T, D)
         q, k, v = (t.reshape(B, T, H, D).transpose(1, 2) for t in (q, k, v))
-        if cache is not None:
-            # KV cache (generation): the keys and values of earlier positions never change,
-            # so keep them and append this step's; then only the new queries need computing.
-            # BEGIN EXERCISE 10.2: KV cache: append this step's keys and values to the cached ones
-            if "k" in cache:
-                k, v = concat([cache["k"], k], axis=2), concat([cache["v"], v], axis=2)  # (B, H, T_past+T, D)
-            cache["k"], cache["v"] = k, v
-            # END EXERCISE
-        if self.keep_attention:                                    # for pictures: (B, H, T, T_keys)
-            self.attention = F.attention_weights(q.data, k.data, is_causal=True)
+        k, v = self.remember(q, k, v, cache)                       # unchanged in training
         # softmax(q kᵀ / √D) @ v, each position seeing only itself and the past, as one op
         # whose graph keeps only the (B, H, T, T) weights (see functional.py).
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
                                            dropout_p=self.attn_dropout.p if self.training else 0.0)
         y = y.transpose(1, 2).reshape(B, T, C)                     # put the heads side by side again
         return self.resid_dropout(self.c_proj(y))
+        # END EXERCISE
+
+    def remember(self, q: Tensor, k: Tensor, v: Tensor, cache: dict | None) -> tuple[Tensor, Tensor]:
+        """What generation and pictures need from a forward; in training, (k, v) unchanged.
+
+        With a KV cache (generation, lesson 10) the keys and values of the positions fed
+        before are put in front of this step's, and the whole is kept for the next step.
+        With ``keep_attention`` the attention weights are kept in ``self.attention``."""
+        if cache is not None:
+            # The keys and values of earlier positions never change, so keep them and
+            # append this step's; then only the new queries need computing.
+            # BEGIN EXERCISE 10.3: KV cache: append this step's keys and values to the cached ones
+            if "k" in cache:
+                k, v = concat([cache["k"], k], axis=2), concat([cache["v"], v], axis=2)  # (B, H, T_past+T, D)
+            cache["k"], cache["v"] = k, v
+            # END EXERCISE
+        if self.keep_attention:                                    # for pictures: (B, H, T, T_keys)
+            self.attention = F.attention_weights(q.data, k.data, is_causal=True)
+        return k, v
 
 
 class MLP(Module):
@@ -118,7 +130,9 @@ class MLP(Module):
         self.dropout = Dropout(config.dropout)
 
     def forward(self, x: Tensor) -> Tensor:
+        # BEGIN EXERCISE 8.4: the MLP's forward: c_fc, GELU, c_proj, dropout
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))  # (B,T,C) -> (B,T,4C) -> (B,T,C)
+        # END EXERCISE
 
 
 class Block(Module):
@@ -131,9 +145,11 @@ class Block(Module):
         self.mlp = MLP(config)
 
     def forward(self, x: Tensor, cache: dict | None = None) -> Tensor:
+        # BEGIN EXERCISE 8.5: the block's forward: x plus attention of ln_1(x), then plus the MLP of ln_2(x)
         x = x + self.attn(self.ln_1(x), cache)   # the residual stream carries x through unchanged...
         x = x + self.mlp(self.ln_2(x))           # ...and each sublayer adds its contribution
         return x
+        # END EXERCISE
 
 
 class GPT(Module):
@@ -172,16 +188,18 @@ class GPT(Module):
         past = cache[0]["k"].shape[2] if cache and "k" in cache[0] else 0
         ids = self._check_ids(ids, past)
         B, T = ids.shape
-        x = self.wte(ids) + self.wpe(xp.arange(past, past + T))   # (B, T, C) + (T, C) -> (B, T, C)
+        if targets is not None:
+            targets = targets.data if isinstance(targets, Tensor) else xp.asarray(targets)
+        # BEGIN EXERCISE 8.6: the GPT's forward: token + position embeddings, dropout, the blocks, ln_f, lm_head, loss
+        positions = xp.arange(past, past + T)          # after a KV cache's `past` positions
+        x = self.wte(ids) + self.wpe(positions)        # (B, T, C) + (T, C) -> (B, T, C)
         x = self.drop(x)
         for i, block in enumerate(self.h):
             x = block(x, cache[i] if cache is not None else None)
         logits = self.lm_head(self.ln_f(x))            # (B, T, C) -> (B, T, V)
-        loss = None
-        if targets is not None:
-            targets = targets.data if isinstance(targets, Tensor) else xp.asarray(targets)
-            loss = F.cross_entropy(logits, targets)
+        loss = F.cross_entropy(logits, targets) if targets is not None else None
         return logits, loss
+        # END EXERCISE
 
     def new_cache(self) -> list[dict]:
         """An empty KV cache for ``forward(..., cache=...)``: one dict per layer."""

@@ -196,8 +196,10 @@ class Embedding(Module):
         self.weight = Parameter(_normal((num_embeddings, embedding_dim), std))
 
     def forward(self, ids) -> Tensor:
+        # BEGIN EXERCISE 6.2: embedding lookup: the row of weight for each id, by indexing the Tensor
         # weight[ids]: (V, C)[(B, T)] -> (B, T, C); the backward scatter-adds into the rows used.
         return self.weight[ids]
+        # END EXERCISE
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}, {self.weight.shape[1]}"

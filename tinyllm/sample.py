@@ -124,6 +124,7 @@ def generate(model: GPT, ids: Sequence[int], max_new_tokens: int, temperature: f
     rng = np.random.default_rng(seed)
     block = model.config.block_size
     cache, cached = None, 0  # cached: how many positions the cache holds
+    # BEGIN EXERCISE 10.2: the generation loop: the model on the context, the last position's probabilities, draw, append
     for _ in range(max_new_tokens):
         if not use_cache:
             feed = ids[-block:]
@@ -141,4 +142,5 @@ def generate(model: GPT, ids: Sequence[int], max_new_tokens: int, temperature: f
         ids.append(token)
         if on_token:
             on_token(token)
+    # END EXERCISE
     return ids

@@ -126,11 +126,27 @@ def accumulate_gradients(model: GPT, batches: TokenBatches, batch_size: int, gra
     their gradients into ``.grad``: the same gradient as one batch of ``grad_accum·batch_size``
     sequences (the mean over all its tokens), in the memory of one micro-batch. Returns the
     last micro-batch's loss, unread (reading it would wait for a GPU)."""
+    # BEGIN EXERCISE 9.5: forward and backward grad_accum batches, each loss scaled by 1/grad_accum
     for _ in range(grad_accum):
         x, y = batches.get_batch("train", batch_size, rng)
         _, loss = model(x, y)
         (loss * (1.0 / grad_accum)).backward()  # each micro-batch's mean counts 1/grad_accum of the whole
     return loss
+    # END EXERCISE
+
+
+def train_step(model: GPT, opt: optim.AdamW, batches: TokenBatches, batch_size: int, rng: np.random.Generator,
+               grad_accum: int = 1, grad_clip: float = 1.0) -> tuple[Tensor, np.ndarray]:
+    """One optimizer step at ``opt.lr``: forget the last gradients, find this batch's, clip their
+    global norm to ``grad_clip`` (0: measured, not clipped), and step. Returns the loss (a Tensor) and the
+    gradient norm before clipping (a 0-d array), unread: reading them would wait for a GPU."""
+    # BEGIN EXERCISE 9.6: one training step: zero_grad, gradients (accumulate_gradients), clip, step
+    opt.zero_grad()
+    loss = accumulate_gradients(model, batches, batch_size, grad_accum, rng)
+    norm = optim.clip_grad_norm_(model.parameters(), grad_clip or math.inf)
+    opt.step()
+    return loss, norm
+    # END EXERCISE
 
 
 @no_grad()
@@ -285,7 +301,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
             save_checkpoint(out, model, opt, tokenizer, step, {"train_config": asdict(cfg), "rng": random_states})
             saved_step = step
             plot_losses(history, out / "loss.png")
-        if step > first_step and (step % cfg.sample_interval == 0 or last):
+        if cfg.sample_tokens and step > first_step and (step % cfg.sample_interval == 0 or last):
             model.eval()
             sample = tokenizer.decode(generate(model, prompt, cfg.sample_tokens, temperature=0.8, seed=step))
             model.train()
@@ -295,10 +311,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
 
         step_began = time.perf_counter()
         opt.lr = optim.cosine_lr(step, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
-        opt.zero_grad()
-        loss = accumulate_gradients(model, batches, cfg.batch_size, cfg.grad_accum, rng)
-        norm = optim.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf)  # 0: measured, not clipped
-        opt.step()
+        loss, norm = train_step(model, opt, batches, cfg.batch_size, rng, cfg.grad_accum, cfg.grad_clip)
         if step == first_step:
             began = time.perf_counter()   # the clock for the time left: after the first step's warm-up
         if step % cfg.log_interval == 0:

@@ -149,14 +149,16 @@ class ByteLevelBPE(Tokenizer):
         cached = self._cache.get(word)
         if cached is not None:
             return cached
+        # BEGIN EXERCISE 5.3: encode one pre-token: its bytes' ids, then merge the lowest-ranked pair until none is a merge
         ids = [self.byte_ids[b] for b in word.encode("utf-8")]
-        never = (len(self.merges), None)
+        never = (len(self.merges), None)                # the rank of a pair that is no merge: after every merge
         while len(ids) >= 2:
             pair = min(zip(ids, ids[1:]), key=lambda p: self.ranks.get(p, never))
             rank, new_id = self.ranks.get(pair, never)
             if new_id is None:
                 break
             ids = merge_pair(ids, pair, new_id)
+        # END EXERCISE
         if len(self._cache) < 200_000:
             self._cache[word] = ids
         return ids

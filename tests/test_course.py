@@ -1,0 +1,72 @@
+"""The learner's path, walked: for every lesson N in order, a learner's copy (``tinyllm exercises
+init``) with exactly the exercises of lessons 1..N solved runs lesson N to its end (fast mode).
+
+One copy serves the whole walk. Before lesson N the exercises of lesson N are pasted in (the
+reference's own bodies, as test_exercises does), so when lesson N runs the copy holds what a
+fresh copy with the exercises of lessons 1..N solved holds, and every later exercise is blank.
+The copy's package is the one the lesson imports (PYTHONPATH), and each lesson runs as a
+notebook would run it (test_lessons.AS_A_NOTEBOOK).
+"""
+import os
+import re
+import subprocess
+import sys
+
+from conftest import SHARED_DATA
+from test_exercises import fill_in
+from test_lessons import AS_A_NOTEBOOK, LESSONS
+from tinyllm.exercises import find_exercises, init, project_root, status
+
+HEADER = re.compile(r"once exercises 1\.1–(?P<last>\d+\.\d+) are solved \(this lesson "
+                    r"(?:teaches (?P<first_own>\d+\.\d+)(?:–(?P<last_own>\d+\.\d+))?|adds none)\)")
+
+
+def lesson_of(exercise_id: str) -> int:
+    return int(exercise_id.split(".")[0])
+
+
+def test_every_lesson_opens_by_saying_which_exercises_it_runs_on():
+    ids = [e.id for e in find_exercises()]
+    for lesson in LESSONS:
+        n = int(lesson.name[:2])
+        head = " ".join(line.lstrip("#").strip() for line in lesson.read_text(encoding="utf-8").splitlines()[:6])
+        found = HEADER.search(head)
+        assert found, f"{lesson.name} does not open with 'once exercises 1.1–N.M are solved (this lesson ...)'"
+        assert found["last"] == [i for i in ids if lesson_of(i) <= n][-1], lesson.name
+        own = [i for i in ids if lesson_of(i) == n]
+        said = [found["first_own"], found["last_own"] or found["first_own"]] if found["first_own"] else []
+        assert said == ([own[0], own[-1]] if own else []), lesson.name
+
+
+def test_each_lesson_runs_in_a_copy_with_the_exercises_of_it_and_the_lessons_before_solved(tmp_path):
+    copy = tmp_path / "learner"
+    init(copy)
+    reference = {e.id: e.body(project_root()) for e in find_exercises()}
+    env = {**os.environ, "PYTHONPATH": str(copy), "TINYLLM_FAST": "1", "MPLBACKEND": "Agg",
+           "TINYLLM_FIGURES": str(tmp_path / "figures")}
+    if (SHARED_DATA / "gpt2").is_dir():
+        env["TINYLLM_GPT2"] = str(SHARED_DATA / "gpt2")
+    for lesson in sorted((copy / "lessons").glob("[0-9][0-9]_*.py")):
+        n = int(lesson.name[:2])
+        # Solve this lesson's exercises one at a time (each paste moves the lines of those after it).
+        while todo := [e for e in find_exercises(copy) if lesson_of(e.id) <= n and status(e, copy) == "todo"]:
+            fill_in(todo[0], copy, reference[todo[0].id])
+        blank = [e.id for e in find_exercises(copy) if status(e, copy) == "todo"]
+        assert all(lesson_of(i) > n for i in blank)
+        result = subprocess.run([sys.executable, "-c", AS_A_NOTEBOOK, str(lesson)], cwd=lesson.parent, env=env,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, (f"{lesson.name} failed in a copy with exercises 1.1 to "
+                                        f"{[e.id for e in find_exercises(copy) if lesson_of(e.id) <= n][-1]} "
+                                        f"solved and {blank[:3]}... blank:\n{result.stderr[-3000:]}")
+
+
+def test_a_lesson_run_too_early_names_the_exercises_it_needs(tmp_path):
+    copy = tmp_path / "learner"
+    init(copy)
+    lesson = copy / "lessons" / LESSONS[0].name
+    env = {**os.environ, "PYTHONPATH": str(copy), "TINYLLM_FAST": "1", "MPLBACKEND": "Agg",
+           "TINYLLM_FIGURES": str(tmp_path / "figures")}
+    result = subprocess.run([sys.executable, "-c", AS_A_NOTEBOOK, str(lesson)], cwd=lesson.parent, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert "exercises 1.1, 1.2, 1.3 are still blank" in result.stdout, result.stdout[-2000:]
+    assert "NotImplementedError: Exercise 1." in result.stderr
