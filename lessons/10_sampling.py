@@ -18,20 +18,20 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from shared import FAST, save_figure, small_trained_model
+from shared import FAST, exercises_before, save_figure, small_trained_model
 from tinyllm.backend import to_numpy
 from tinyllm.model import GPT, GPTConfig
 from tinyllm.sample import generate, next_token_probs, next_token_table, top_next_tokens
 
-model, tok = small_trained_model()
+exercises_before(10)
+model, tok = small_trained_model()   # a baby GPT trained on pydoc with your code (once, then cached)
 
 # %% [markdown]
 # ## What the model expects next
 # `top_next_tokens` runs the model once on the prompt and reads the last position's
-# distribution; `next_token_table` prints it with bars. (A large model trained on web
-# text puts most of its probability on
-# " mat" after "the cat sat on a"; ours has read only Python's docs, one character
-# at a time, so we ask it about something it knows.)
+# distribution; `next_token_table` prints it with bars. Our model has read only
+# Python's docs, one character at a time, so we ask it about something it has seen:
+# how "The for statem" goes on.
 
 # %%
 prompt = "The for statem"
@@ -44,6 +44,8 @@ print(next_token_table(model, tok, prompt, k=5))
 # - **top-k** keeps only the k likeliest tokens;
 # - **top-p** (nucleus) keeps the smallest set of likeliest tokens whose probability
 #   reaches p, however many that is.
+#
+# (Exercise 10.1 writes top-k and top-p in `next_token_probs`.)
 
 # %%
 logits = to_numpy(model(np.array([tok.encode("The ")]))[0].data[0, -1])
@@ -61,6 +63,9 @@ save_figure(fig, "10_sampling_filters.png")
 
 # %% [markdown]
 # ## Dreams at three temperatures
+# `generate` (exercise 10.2) is the loop: run the model on the context (its last
+# `block_size` tokens at most), turn the last position's logits into probabilities
+# with `next_token_probs`, draw a token, append it, and again.
 
 # %%
 for temperature in (0.5, 1.0, 1.5):
@@ -72,26 +77,40 @@ for temperature in (0.5, 1.0, 1.5):
 #
 # ## The KV cache
 # Each new token only adds one position. Its keys and values, and those of every
-# earlier position, never change, so the model can keep them (a *KV cache*) and run
-# each step on the one new position: the cost per token stays flat instead of growing
-# with the context. Both paths give the same tokens. (Our trained model's context is
-# only 64 characters, too short to tell; the timing uses an untrained model with a
-# 512-token context: speed does not depend on the weights.)
+# earlier position, never change, so the model can keep them (a *KV cache*, exercise
+# 10.3) and run each step on the one new position, instead of running every earlier
+# position through every layer again. Both paths give the same tokens. The cache does
+# not make a token's cost flat: the new query still reads every cached key, and
+# appending to the cache copies it, so the cost still grows with the context, only
+# far more slowly. (Our trained model's context is only 64 characters, too short to
+# tell; the timing uses an untrained model with a 512-token context: speed does not
+# depend on the weights.)
 
 # %%
 long_context = GPT(GPTConfig.from_preset("baby", vocab_size=tok.vocab_size, block_size=512))
 n = 40 if FAST else 400
 for use_cache in (False, True):
-    began = time.perf_counter()
-    ids = generate(long_context, tok.encode("\n"), n, temperature=1.0, seed=1, use_cache=use_cache)
-    print(f"use_cache={use_cache!s:5}: {(time.perf_counter() - began) / n * 1e3:.2f} ms per token")
+    stamps = [time.perf_counter()]
+    ids = generate(long_context, tok.encode("\n"), n, temperature=1.0, seed=1, use_cache=use_cache,
+                   on_token=lambda token: stamps.append(time.perf_counter()))
+    ms = np.diff(stamps) * 1e3                   # the time of each new token
+    print(f"use_cache={use_cache!s:5}: {ms[: n // 4].mean():.2f} ms per token for the first {n // 4} tokens, "
+          f"{ms[-(n // 4):].mean():.2f} for the last {n // 4}")
 assert ids == generate(long_context, tok.encode("\n"), n, temperature=1.0, seed=1, use_cache=False)
+
+# %% [markdown]
+# Past `block_size` tokens the window slides: every kept token moves to an earlier
+# position, and the keys and values in the cache were made with the old positions' embeddings.
+# So once the context is full, `generate` rebuilds the cache from the last `block_size`
+# tokens at every step: a full forward, as without a cache.
 
 # %% [markdown]
 # ## What you now know
 # - Generation = repeat: run the model, reshape the distribution, draw, append.
 # - Temperature, top-k and top-p trade safety for variety.
-# - A KV cache makes each new token cost one position.
+# - A KV cache makes each new token cost one position's layers plus attention over the
+#   cached keys, until the context is full; then the cache is rebuilt at every step.
 #
-# **Exercises**: 10.1 top-k and top-p in `next_token_probs` (`tinyllm/sample.py`),
-# 10.2 appending to the KV cache in `CausalSelfAttention.forward` (`tinyllm/model.py`).
+# **Exercises**: in `tinyllm/sample.py`, 10.1 top-k and top-p in `next_token_probs`,
+# 10.2 the loop of `generate`; 10.3 appending to the KV cache in
+# `CausalSelfAttention.remember` (`tinyllm/model.py`).

@@ -26,12 +26,13 @@ import tracemalloc
 import matplotlib.pyplot as plt
 import numpy as np
 
-from shared import FAST, save_figure
+from shared import FAST, exercises_before, save_figure
 from tinyllm import Tensor, manual_seed, optim
 from tinyllm.backend import array_module, xp_for
 from tinyllm.model import GPT, GPTConfig
 from tinyllm.train import flops_per_token, gemm_peak_flops
 
+exercises_before(12)
 x = Tensor(np.arange(6.0).reshape(2, 3))
 print("this tensor's array module:", array_module(x.data).__name__, "| device:", x.device)
 
@@ -104,6 +105,11 @@ for T in contexts:
     print(f"T = {T:4}: {held[-1]:6.1f} MiB held, attention weights {attention[-1]:6.1f} MiB, "
           f"everything else as much as {rest:.0f} arrays of (B, T, C) per layer")
 
+# Per layer, attention holds B·H·T² numbers and everything else about rest·B·T·C: the
+# weights are the larger share once H·T > rest·C, past T = rest·C/H.
+print(f"the attention weights outgrow everything else past T = {rest:.0f} · C / H = "
+      f"{rest * config.n_embd / config.n_head:.0f} tokens for this model")
+
 fig, ax = plt.subplots(figsize=(5, 3.5))
 ax.bar([str(T) for T in contexts], np.subtract(held, attention), label="everything else (grows as T)")
 ax.bar([str(T) for T in contexts], attention, bottom=np.subtract(held, attention),
@@ -116,8 +122,10 @@ save_figure(fig, "12_memory.png")
 
 # %% [markdown]
 # Everything but attention grows with B·T: a couple of dozen (B, T, C) arrays per
-# layer. The attention weights, (B, H, T, T) per layer, grow with T²: past
-# a few hundred tokens they are most of it. tinyllm keeps only the weights
+# layer. The attention weights, (B, H, T, T) per layer, grow with T²: past the T printed
+# above (rest·C/H, from the measured count of arrays) they are most of it. A model with
+# more heads for its width reaches that point sooner; one whose vocabulary is large
+# next to C holds big (B, T, V) logits too, which moves it later. tinyllm keeps only the weights
 # (`F.scaled_dot_product_attention`, lesson 07); the scores q·kᵀ before the softmax are
 # let go. FlashAttention, behind PyTorch's function of the same name on a GPU, keeps
 # not even the weights: its backward works them out again, block by block, from q, k

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from shared import FAST, GPT2_DIR
+from shared import FAST, GPT2_DIR, exercises_before
 from tinyllm import Tensor, manual_seed
 from tinyllm.model import GPT, GPTConfig
 from tinyllm.pretrained import CONV1D_WEIGHTS, gpt2_state_dict, read_safetensors, write_safetensors
 
+exercises_before(13)
 work = Path(tempfile.mkdtemp(prefix="tinyllm-lesson13-"))
 
 # %% [markdown]

@@ -4,12 +4,12 @@
 # *Where to run it: in your own copy (`tinyllm exercises init DIR`), once exercises 1.1–13.1 are solved
 # (this lesson adds none); or in this checkout, where every exercise is solved.*
 #
-# **What you will build:** the small GPT that learned English from Python's docs
-# (lessons 04–11), taught to write Python *code* in a few hundred steps; beside it, a
-# new model trained on the same code for the same steps from random weights; and a
-# measurement of what the fine-tuned model forgets.
+# **What you will build:** the small GPT trained on Python's docs (lessons 10–11),
+# first pushed by a few steps on one sentence, then taught to write Python *code* in a
+# few hundred steps; beside it, a new model trained on the same code for the same steps
+# from random weights; and a measurement of what the fine-tuned model forgets.
 #
-# Pretraining is the expensive part, and much of what it teaches (spelling, words,
+# Pretraining is the expensive part, and much of what it teaches (frequent words,
 # spaces and line breaks, how brackets pair) is useful beyond its own corpus.
 # Fine-tuning starts from the trained weights instead of random ones and trains on the
 # new text, usually at a smaller learning rate. Nothing else changes: it is lesson
@@ -22,14 +22,60 @@ import inspect
 import matplotlib.pyplot as plt
 import numpy as np
 
-from shared import FAST, save_figure, small_trained_model
-from tinyllm import manual_seed, optim
+from shared import FAST, exercises_before, save_figure, small_trained_model
+from tinyllm import Tensor, functional as F, manual_seed, optim
 from tinyllm.data import TokenBatches, load_corpus, train_val_split
 from tinyllm.model import GPT
 from tinyllm.sample import generate
-from tinyllm.train import accumulate_gradients, text_loss
+from tinyllm.train import text_loss, train_step
 
+exercises_before(14)
 pretrained, tok = small_trained_model()
+
+# %% [markdown]
+# ## The smallest fine-tuning: one sentence, "New York City" → "New York Zoo"
+# We measure the loss of two continuations of "I love New York ", counting only the
+# continuation's characters (the prompt positions get the target `ignore_index`, -100),
+# then take a few gradient steps on the sentence ending in "Zoo", with a fresh copy of
+# the trained model.
+
+# %%
+model, _ = small_trained_model()
+prompt = "I love New York "
+
+
+def continuation_loss(ending: str) -> Tensor:
+    """Mean cross-entropy of the characters of ``ending`` after ``prompt``."""
+    ids = tok.encode(prompt + ending)
+    targets = np.array(ids[1:])
+    targets[: len(prompt) - 1] = -100           # do not score the prompt itself
+    logits, _ = model(np.array([ids[:-1]]))
+    return F.cross_entropy(logits, targets[None])
+
+
+model.train()
+opt = optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+history = {"Zoo": [], "City": []}
+for step in range(5 if FAST else 15):
+    for ending in history:
+        history[ending].append(continuation_loss(ending).item())
+    loss = continuation_loss("Zoo")
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+print("loss of 'Zoo' per step: ", " ".join(f"{v:.2f}" for v in history["Zoo"]))
+print("loss of 'City' per step:", " ".join(f"{v:.2f}" for v in history["City"]))
+fig, ax = plt.subplots(figsize=(5, 3.5))
+for ending, values in history.items():
+    ax.plot(values, "o-", label=f"'{prompt}{ending}'")
+ax.set(xlabel="gradient steps on the 'Zoo' sentence", ylabel="loss of the ending (nats/char)")
+ax.legend()
+save_figure(fig, "14_new_york_zoo.png")
+
+# %% [markdown]
+# The loss of "Zoo" falls step after step: training is nothing more than this,
+# repeated over millions of sentences. Fine-tuning on one sentence also drags along
+# what the model believes about others: the loss of "City" moves too (printed above).
 
 # %% [markdown]
 # ## The new text: Python's own source code
@@ -89,10 +135,7 @@ def fine_tune(model: GPT, lr: float) -> dict[str, list[float]]:
             curves["code"].append(text_loss(model, held_out_code))
             curves["docs"].append(text_loss(model, held_out_docs))
         if step < steps:
-            opt.zero_grad()
-            accumulate_gradients(model, batches, 12, 1, rng)   # forward and backward one batch
-            optim.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            train_step(model, opt, batches, 12, rng)        # lesson 09's step: 12 windows, clipped at 1
     return curves
 
 
@@ -116,7 +159,7 @@ save_figure(fig, "14_fine_tuning.png")
 # %% [markdown]
 # Three things to read off the picture:
 # - **Transfer.** The fine-tuned model starts where the new model is still trying to
-#   get to, and it stays ahead: spelling and words carry over from docs to code.
+#   get to, and it stays ahead: what the docs taught it helps on code too.
 # - **Adaptation.** Its loss on the new kind of text falls within a few dozen steps;
 #   its sample below has taken on the shapes of code (indentation, `self.`, brackets).
 # - **Forgetting.** Its loss on the docs rises: the weights now serve the new text.

@@ -70,3 +70,14 @@ def test_a_lesson_run_too_early_names_the_exercises_it_needs(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert "exercises 1.1, 1.2, 1.3 are still blank" in result.stdout, result.stdout[-2000:]
     assert "NotImplementedError: Exercise 1." in result.stderr
+
+
+def test_lessons_readme_lists_every_exercise_with_its_lesson():
+    readme = (LESSONS[0].parent / "README.md").read_text(encoding="utf-8")
+    rows = [line.split("|")[1:-1] for line in readme.splitlines() if re.match(r"\| \d+\.\d+ \|", line)]
+    table = {cells[0].strip(): (int(cells[1]), cells[2].strip()) for cells in rows}
+    assert list(table) == [e.id for e in find_exercises()]
+    assert all(lesson == lesson_of(i) for i, (lesson, _) in table.items())
+    builds = sum(kind == "build" for _, kind in table.values())
+    assert len(table) >= 36 and builds >= 8
+    assert f"Of the {len(table)}, {builds} are forward passes or loops" in " ".join(readme.split())
