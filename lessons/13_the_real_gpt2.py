@@ -8,7 +8,7 @@
 # GPT-2's published names and layouts onto tinyllm's `GPT`; and, when GPT-2's files
 # are on your disk, the model OpenAI trained, predicting and writing in your code.
 #
-# Lesson 08 ended on "GPT-2 is this code plus 124 million numbers". OpenAI released
+# Lesson 08 ended on "GPT-2 is this code plus these numbers", 124 million of them. OpenAI released
 # the numbers in 2019. Today they live on the Hugging Face hub
 # (huggingface.co/openai-community/gpt2) as four files: `config.json` (the shape),
 # `model.safetensors` (the numbers), `vocab.json` and `merges.txt` (the tokenizer of

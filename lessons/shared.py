@@ -44,7 +44,7 @@ def save_figure(fig, name: str) -> Path:
 def small_trained_model(steps: int | None = None):
     """A `baby` GPT (0.8M parameters) trained on pydoc, character level: (model, tokenizer).
 
-    Trained once (about 40 s on 2 cores for the default 600 steps) and kept in the
+    Trained once (about 25 s on 2 cores for the default 600 steps) and kept in the
     tinyllm cache, so the lessons that need a trained model share it. It lives on the
     CPU whatever TINYLLM_DEVICE says: the lessons read its arrays with NumPy and matplotlib.
     Trained again when tinyllm's code changes (your exercises, fixed), and when the last

@@ -1,9 +1,9 @@
 """Neural-network functions, imported as ``F`` (as ``torch.nn.functional`` is).
 
-Each could be written from the basic ops (``exp``, ``sum``, ``/``), and the
-lessons do that first. Here each is *fused*: one op whose backward is the
-derivative worked out on paper, which needs fewer saved arrays and far fewer
-passes over memory than the chain of small ops it replaces. The derivation sits
+Each could be written from the basic ops (``exp``, ``sum``, ``/``): lesson 03 builds
+cross-entropy that way, and lesson 07 attention. Here each is *fused*: one op whose
+backward is the derivative worked out on paper, which needs fewer saved arrays and
+far fewer passes over memory than the chain of small ops it replaces. The derivation sits
 beside each backward, and tests check every one against finite differences.
 
 On a GPU, GELU, softmax, LayerNorm and dropout run their formulas as fused CUDA
