@@ -101,9 +101,20 @@ assert (a.grad.item(), b.grad.item(), c.grad.item()) == (dL_da, dL_db, dL_dc)
 # used it. Orange boxes are the inputs that asked for gradients; the grey one is
 # the constant exponent 2 of `d ** 2`. Read it right to left: every grad is the
 # grad of the box it feeds times a local slope, the walk we did by hand.
+#
+# The walk needs an order: a box's grad is complete only once every box it feeds has
+# passed its share back. So `backward()` first lists the boxes so that each comes after
+# everything it was made from (a *topological order*, printed below), then walks that
+# list backwards (exercise 1.1). Each op supplies its local slopes: for `a * b` the
+# slope towards a is b and towards b is a (exercise 1.2); for tanh, whose slope is
+# d tanh(a)/da = 1 − tanh(a)², the backward multiplies the incoming grad by 1 − out²,
+# reusing the output it already computed (exercise 1.3).
 
 # %%
-save_figure(plot_graph(L, {"a": a, "b": b, "c": c, "e": e, "d": d, "L": L}), "01_graph.png")
+names = {"a": a, "b": b, "c": c, "e": e, "d": d, "L": L}
+save_figure(plot_graph(L, names), "01_graph.png")
+name_of = {id(t): name for name, t in names.items()}
+print("topological order:", [name_of[id(t)] for t in L._topological_order()], "- backward walks it from the end")
 
 # %% [markdown]
 # ## One step downhill

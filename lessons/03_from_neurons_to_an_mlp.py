@@ -81,6 +81,8 @@ print("parameters:", sum(p.size for p in model.parameters()))  # 2·64+64 + 64·
 # Lesson 02's matmul rule gives the first two (with Wᵀ in the place of B); the bias was
 # broadcast over the N rows, so its gradient is the sum over them. Inputs with more axes,
 # (B, T, in), are folded into B·T rows first: one large product instead of many small ones.
+# A nonlinearity's backward is its slope times the incoming gradient: tanh's is 1 − tanh²
+# (lesson 01); relu(a) = max(0, a) has slope 1 where a > 0 and 0 elsewhere (exercise 3.1).
 
 # %% [markdown]
 # ## The loss: cross-entropy, from the ops you wrote

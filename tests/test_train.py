@@ -187,6 +187,13 @@ def test_grad_clip_0_trains_unclipped(tmp_path):
     assert clipped["loss"][1:] != unclipped["loss"][1:]
 
 
+def test_sample_tokens_0_shows_no_sample(tmp_path):
+    lines = []
+    train(TrainConfig(max_iters=2, eval_interval=100, eval_iters=1, log_interval=1, n_layer=1, batch_size=2,
+                      sample_tokens=0, out=str(tmp_path)), log=lines.append)
+    assert lines[-1].startswith("trained 2 steps") and not any("---- sample ----" in line for line in lines)
+
+
 def test_sampling_settings_are_checked_before_any_output(trained_run, capsys):
     out, _ = trained_run
     for flag, value, message in [("--temperature", "0", "temperature must be positive, got 0.0 (for greedy "

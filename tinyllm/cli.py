@@ -129,7 +129,7 @@ def _add_train_command(commands) -> None:
              "max_iters": "optimizer steps", "lr": "peak learning rate (after warmup)",
              "min_lr": "learning rate at the end of the cosine decay (None: --lr / 10)",
              "out": "directory for checkpoint and plot",
-             "eval_iters": "batches per loss estimate", "sample_tokens": "length of the samples shown",
+             "eval_iters": "batches per loss estimate", "sample_tokens": "length of the samples shown (0: show none)",
              "warmup_iters": "steps of linear warmup from 0 up to --lr",
              "weight_decay": "AdamW's decoupled weight decay, on the weight matrices only",
              "beta2": "AdamW's decay of its squared-gradient average (0.99 for small data; GPT-2: 0.95)",

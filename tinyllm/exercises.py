@@ -54,7 +54,7 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
             "g holds every gradient, laid out like self.flat (all parameters in one array). With momentum, "
             "keep one buffer v (self._buffer), v = μ·v + g in place, and step with v: self.flat -= lr·v. "
             "Without momentum the step is self.flat -= lr·g."),
-    "3.3": (["tests/test_build_the_gpt.py::test_linear_by_hand", "tests/test_functional.py::test_linear_names_a_feature_mismatch"],
+    "3.3": (["tests/test_build_the_gpt.py::test_linear_by_hand"],
             "A layer of n_out neurons on n_in inputs: out = x Wᵀ + b with W (n_out, n_in). x may be (..., n_in): "
             "reshape x.data to (N, n_in) rows (keep it as x2: the backward reads it), multiply by weight.data.T, "
             "add bias.data when there is one. The last line reshapes out to (..., n_out)."),

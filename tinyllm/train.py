@@ -135,11 +135,12 @@ def accumulate_gradients(model: GPT, batches: TokenBatches, batch_size: int, gra
     # END EXERCISE
 
 
-def train_step(model: GPT, opt: optim.AdamW, batches: TokenBatches, batch_size: int, rng: np.random.Generator,
-               grad_accum: int = 1, grad_clip: float = 1.0) -> tuple[Tensor, np.ndarray]:
-    """One optimizer step at ``opt.lr``: forget the last gradients, find this batch's, clip their
-    global norm to ``grad_clip`` (0: measured, not clipped), and step. Returns the loss (a Tensor) and the
-    gradient norm before clipping (a 0-d array), unread: reading them would wait for a GPU."""
+def train_step(model: GPT, opt: optim.Optimizer, batches: TokenBatches, batch_size: int,
+               rng: np.random.Generator, grad_accum: int = 1, grad_clip: float = 1.0) -> tuple[Tensor, np.ndarray]:
+    """One optimizer step at ``opt.lr``: forget the last gradients, find this batch's, clip
+    their global norm to ``grad_clip`` (0: measured, not clipped), and step. Returns the loss
+    (a Tensor) and the gradient norm before clipping (a 0-d array), both unread: reading
+    them would wait for a GPU."""
     # BEGIN EXERCISE 9.6: one training step: zero_grad, gradients (accumulate_gradients), clip, step
     opt.zero_grad()
     loss = accumulate_gradients(model, batches, batch_size, grad_accum, rng)
