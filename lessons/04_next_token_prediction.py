@@ -107,7 +107,8 @@ print(f"neural bigram: {val_loss:.3f} on validation (the smoothed table: {nll:.3
 fig, ax = plt.subplots(figsize=(5, 3.5))
 ax.plot(curve, label="neural bigram, batch loss")
 ax.axhline(math.log(V), ls="--", c="gray", label="ln V (uniform guess)")
-ax.axhline(nll, ls=":", c="k", label="counted table, validation")
+train_nll = -np.log(smoothed[train_ids[:-1], train_ids[1:]]).mean()   # what the batch loss heads for
+ax.axhline(train_nll, ls=":", c="k", label=f"counted table on the training text, {train_nll:.2f}")
 ax.set(xlabel="SGD step", ylabel="loss (nats/char)", title="Learning the bigram table by gradient descent")
 ax.legend()
 save_figure(fig, "04_bigram.png")

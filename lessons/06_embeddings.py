@@ -141,7 +141,10 @@ fig, ax = plt.subplots(figsize=(7, 6))
 for (x0, y0), i in zip(xy, np.flatnonzero(common)):
     ch = tok.decode([int(i)])
     kind = "C0" if ch.isalpha() and ch.islower() else "C1" if ch.isalpha() else "C2" if ch.isdigit() else "C3"
-    ax.text(x0, y0, repr(ch)[1:-1] or "?", color=kind, fontsize=9, ha="center", va="center")
+    ax.text(x0, y0, "␣" if ch == " " else repr(ch)[1:-1], color=kind, fontsize=9, ha="center", va="center")
+for colour, kind in (("C0", "lower case"), ("C1", "capitals"), ("C2", "digits"), ("C3", "other")):
+    ax.scatter([], [], color=colour, label=kind)
+ax.legend(loc="best", fontsize=8)
 ax.set(xlim=(xy[:, 0].min() - 0.1, xy[:, 0].max() + 0.1), ylim=(xy[:, 1].min() - 0.1, xy[:, 1].max() + 0.1),
        title="Character embeddings, first two principal components")
 save_figure(fig, "06_embeddings_pca.png")

@@ -59,7 +59,8 @@ fig, ax = plt.subplots(figsize=(3.6, 3.2))
 ax.imshow(weights, cmap="Blues", vmin=0, vmax=1)
 for (row, col), w in np.ndenumerate(weights):
     ax.text(col, row, f"{w:.2f}", ha="center", va="center", fontsize=8)
-ax.set(xlabel="key position (read)", ylabel="query position (reading)", title="Causal attention weights")
+ax.set(xlabel="key position (read)", ylabel="query position (reading)", title="Causal attention weights",
+       xticks=range(T), yticks=range(T))
 save_figure(fig, "07_causal_weights.png")
 
 # %% [markdown]
