@@ -1,9 +1,8 @@
-"""The learner's path, walked: for every lesson N in order, a learner's copy (``tinyllm exercises
-init``) with exactly the exercises of lessons 1..N solved runs lesson N to its end (fast mode).
+"""The learner's path, walked: for every lesson N in order, a fresh learner's copy (``tinyllm
+exercises init``) with exactly the exercises of lessons 1..N solved runs lesson N to its end
+(fast mode).
 
-One copy serves the whole walk. Before lesson N the exercises of lesson N are pasted in (the
-reference's own bodies, as test_exercises does), so when lesson N runs the copy holds what a
-fresh copy with the exercises of lessons 1..N solved holds, and every later exercise is blank.
+The exercises are solved by pasting the reference's own bodies back, as test_exercises does.
 The copy's package is the one the lesson imports (PYTHONPATH), and each lesson runs as a
 notebook would run it (test_lessons.AS_A_NOTEBOOK).
 """
@@ -39,25 +38,24 @@ def test_every_lesson_opens_by_saying_which_exercises_it_runs_on():
 
 
 def test_each_lesson_runs_in_a_copy_with_the_exercises_of_it_and_the_lessons_before_solved(tmp_path):
-    copy = tmp_path / "learner"
-    init(copy)
     reference = {e.id: e.body(project_root()) for e in find_exercises()}
-    env = {**os.environ, "PYTHONPATH": str(copy), "TINYLLM_FAST": "1", "MPLBACKEND": "Agg",
-           "TINYLLM_FIGURES": str(tmp_path / "figures")}
+    env = {**os.environ, "TINYLLM_FAST": "1", "MPLBACKEND": "Agg", "TINYLLM_FIGURES": str(tmp_path / "figures")}
     if (SHARED_DATA / "gpt2").is_dir():
         env["TINYLLM_GPT2"] = str(SHARED_DATA / "gpt2")
-    for lesson in sorted((copy / "lessons").glob("[0-9][0-9]_*.py")):
+    for lesson in LESSONS:
         n = int(lesson.name[:2])
-        # Solve this lesson's exercises one at a time (each paste moves the lines of those after it).
+        copy = tmp_path / f"learner-{n:02d}"
+        init(copy)
+        # Solve the exercises of lessons 1..n, one at a time (each paste moves the lines of those after it).
         while todo := [e for e in find_exercises(copy) if lesson_of(e.id) <= n and status(e, copy) == "todo"]:
             fill_in(todo[0], copy, reference[todo[0].id])
-        blank = [e.id for e in find_exercises(copy) if status(e, copy) == "todo"]
-        assert all(lesson_of(i) > n for i in blank)
-        result = subprocess.run([sys.executable, "-c", AS_A_NOTEBOOK, str(lesson)], cwd=lesson.parent, env=env,
+        solved = [e.id for e in find_exercises(copy) if status(e, copy) == "written"]
+        assert solved == [i for i in reference if lesson_of(i) <= n]
+        result = subprocess.run([sys.executable, "-c", AS_A_NOTEBOOK, str(copy / "lessons" / lesson.name)],
+                                cwd=copy / "lessons", env={**env, "PYTHONPATH": str(copy)},
                                 capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, (f"{lesson.name} failed in a copy with exercises 1.1 to "
-                                        f"{[e.id for e in find_exercises(copy) if lesson_of(e.id) <= n][-1]} "
-                                        f"solved and {blank[:3]}... blank:\n{result.stderr[-3000:]}")
+        assert result.returncode == 0, (f"{lesson.name} failed in a copy with exercises {solved[0]} to {solved[-1]} "
+                                        f"solved and the later ones blank:\n{result.stderr[-3000:]}")
 
 
 def test_a_lesson_run_too_early_names_the_exercises_it_needs(tmp_path):
