@@ -97,8 +97,7 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
             "scores = (q / √D) @ kᵀ (k.swapaxes(-2, -1)), shape (..., T, S); when is_causal the mask is "
             "causal_mask(T, S, array_module(q)); then _softmax_forward(scores, -1, mask)."),
     "7.4": ([f"{_GRAD}[attention]", f"{_GRAD}[attention_causal]", f"{_GRAD}[attention_causal_cache]",
-             f"{_GRAD}[attention_dropout]", "tests/test_functional.py::test_fused_attention_equals_its_five_ops[0.0]",
-             "tests/test_functional.py::test_fused_attention_equals_its_five_ops[0.3]"],
+             "tests/test_functional.py::test_fused_attention_equals_its_five_ops[0.0]"],
             "Go back through y = A v, A = drop(P), P = softmax(s): dv = drop(P)ᵀ @ g; dA = g @ vᵀ, and "
             "drop(dA) is dP; ds = _softmax_backward(P, dP); s = q kᵀ/√D gives dq = ds @ k/√D and "
             "dk = dsᵀ @ q/√D. Swap the last two axes with .swapaxes(-2, -1)."),
@@ -171,6 +170,16 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
              "Drop the 'transformer.' prefix from every name. Pop lm_head.weight: it must equal wte.weight "
              "(tied) or it is an error. Leave out the masks (MASK_BUFFER.fullmatch), and transpose (.T) "
              "the names ending in CONV1D_WEIGHTS: GPT-2 stored those (in, out)."),
+    "15.1": (["tests/test_functional.py::test_dropout_train_and_eval",
+              "tests/test_functional.py::test_dropout_is_repeatable_with_manual_seed", f"{_GRAD}[dropout]",
+              f"{_GRAD}[attention_dropout]", "tests/test_functional.py::test_fused_attention_equals_its_five_ops[0.3]"],
+             "u holds one uniform draw in [0, 1) per element. Keep an element where u >= p (so with probability "
+             "1 - p), and scale what is kept by 1/(1 - p) so the expected value is unchanged: mask = (u >= p) as "
+             "like.dtype, times scale. Return a function a -> a·mask: the forward and the backward both call it, "
+             "so they drop the same elements."),
+    "15.2": (["tests/test_diagnostics.py::test_update_to_data_ratio_of_an_sgd_step_is_lr_times_the_gradients_spread_over_the_weights"],
+             "For each name in before: the step's change is the parameter's data now (to_numpy, as float64) minus "
+             "before[name]; its ratio is the change's std over before[name]'s std, as a Python float."),
 }
 
 

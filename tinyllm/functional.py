@@ -324,9 +324,11 @@ def _dropout_draw(like, p: float, generator=None):
     scale = 1.0 / (1.0 - p)
     if is_cupy_array(u):  # on a GPU: a·scale or 0, one kernel
         return lambda a: cuda_kernels.dropout(a, u, p, scale)
+    # BEGIN EXERCISE 15.1: dropout's draw: keep where u >= p, scaled by 1/(1-p); the same mask at every call
     mask = (u >= p).astype(like.dtype)
     mask *= scale
     return lambda a: a * mask
+    # END EXERCISE
 
 
 @lru_cache(maxsize=16)

@@ -8,7 +8,7 @@ register a child. Names follow the attribute path: ``h.0.attn.c_attn.weight``.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -33,7 +33,19 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        out = self.forward(*args, **kwargs)
+        hooks = vars(self).get("_forward_hooks")
+        if hooks:                       # a list only once a hook was registered (most modules: never)
+            for hook in list(hooks):
+                hook(self, args, out)
+        return out
+
+    def register_forward_hook(self, hook: Callable[["Module", tuple, object], None]) -> Callable[[], None]:
+        """Call ``hook(module, inputs, output)`` after every forward of this module (to look at
+        activations, as PyTorch's method of this name does). Returns a function that removes it."""
+        hooks = vars(self).setdefault("_forward_hooks", [])
+        hooks.append(hook)
+        return lambda: hooks.remove(hook) if hook in hooks else None
 
     # --- walking the tree ---------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, "Module"]]:
