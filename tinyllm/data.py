@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import device_of, to_device
+from .backend import device_of, to_device, to_numpy
 from .files import write_atomically
 from .tokenizer import END_OF_TEXT, ByteLevelBPE, CharTokenizer, Tokenizer, load_tokenizer
 
@@ -175,3 +175,32 @@ class TokenBatches:
         windows = data[starts[:, None] + self.offsets].astype("int64")  # (B, 1) + (T+1,) -> (B, T+1) positions
         return windows[:, :-1], windows[:, 1:]
         # END EXERCISE
+
+
+MASK_RATE = 0.15   # BERT's share of the positions a masked language model learns to fill in
+
+
+def mask_tokens(ids, mask_id: int, vocab_size: int, rng: np.random.Generator, rate: float = MASK_RATE,
+                ignore_index: int = -100):
+    """BERT's masked-language-model corruption of a batch of ids: ``(inputs, targets)``, same shape.
+
+    Each position is chosen with probability ``rate``. A chosen position becomes ``mask_id``
+    80% of the time, a random token of ``0..vocab_size-1`` 10%, and stays itself 10% (so the
+    model cannot learn that only a mask marks where to predict). ``targets`` holds the
+    original id at the chosen positions and ``ignore_index`` everywhere else, so the
+    cross-entropy counts the chosen positions only. ``rng`` is a NumPy generator on every device.
+    """
+    if not 0 < rate <= 1:
+        raise ValueError(f"the masking rate must be in (0, 1], got {rate}")
+    device = device_of(ids)
+    ids = to_numpy(ids)                         # the draws are the host's (the same on every device)
+    # BEGIN EXERCISE 16.1: masking: choose positions with probability rate; 80% mask, 10% random, 10% kept
+    chosen = rng.random(ids.shape) < rate
+    action = rng.random(ids.shape)              # for a chosen position: < 0.8 mask, < 0.9 random, else kept
+    inputs = ids.copy()
+    inputs[chosen & (action < 0.8)] = mask_id
+    swapped = chosen & (action >= 0.8) & (action < 0.9)
+    inputs[swapped] = rng.integers(0, vocab_size, int(swapped.sum()))
+    targets = np.where(chosen, ids, ignore_index)
+    # END EXERCISE
+    return to_device(inputs, device), to_device(targets, device)

@@ -105,8 +105,9 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
             "x (B, T, C), H = n_head heads of D = C/H. c_attn(x) is (B, T, 3C): reshape to (B, T, 3, H, D) and "
             "split(1, axis=2) into q, k, v; give each head its slab, (B, T, H, D) -> transpose(1, 2) -> (B, H, T, D). "
             "Then k, v = self.remember(q, k, v, cache) (it returns them unchanged in training). "
-            "y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.attn_dropout.p if "
-            "self.training else 0.0); (B, H, T, D) -> transpose(1, 2) -> reshape (B, T, C); c_proj, resid_dropout."),
+            "y = F.scaled_dot_product_attention(q, k, v, is_causal=self.is_causal, dropout_p=self.attn_dropout.p "
+            "if self.training else 0.0) (is_causal is True in a GPT); (B, H, T, D) -> transpose(1, 2) -> reshape "
+            "(B, T, C); c_proj, resid_dropout."),
     "8.1": (["tests/test_functional.py::test_layer_norm_by_hand",
              "tests/test_functional.py::test_layer_norm_output_is_normalised"],
             "Along the last axis (C of them): μ = row_sums(x)/C, xhat = x - μ, rstd = 1/√(row_sums(xhat²)/C + eps), "
@@ -180,6 +181,18 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
     "15.2": (["tests/test_diagnostics.py::test_update_to_data_ratio_of_an_sgd_step_is_lr_times_the_gradients_spread_over_the_weights"],
              "For each name in before: the step's change is the parameter's data now (to_numpy, as float64) minus "
              "before[name]; its ratio is the change's std over before[name]'s std, as a Python float."),
+    "16.1": (["tests/test_masked.py::test_mask_tokens_chooses_masks_swaps_and_keeps_in_berts_proportions",
+              "tests/test_masked.py::test_the_masked_lm_loss_counts_the_chosen_positions_only"],
+             "Draw in this order, each shaped like ids: chosen = rng.random(...) < rate, then action = "
+             "rng.random(...). inputs is a copy of ids: where chosen and action < 0.8, mask_id; where chosen and "
+             "0.8 <= action < 0.9, rng.integers(0, vocab_size, how many); the rest unchanged. targets = ids where "
+             "chosen, else ignore_index (np.where)."),
+    "17.1": (["tests/test_stages.py::test_the_last_stage_computes_what_the_gpt_computes",
+              "tests/test_stages.py::test_each_stage_has_its_parts_and_no_later_ones",
+              "tests/test_stages.py::test_the_mlp_stage_stacks_attention_and_mlp_without_residuals_or_layernorm"],
+             "x = wte(ids); with has_attention add wpe(xp.arange(T)). For each block in self.h: a = block.attn(of "
+             "block.ln_1(x) with has_layernorm, else of x); x = x + a with has_residual, else a. With has_mlp the "
+             "same for block.mlp and block.ln_2. With has_layernorm, x = self.ln_f(x). logits = self.lm_head(x)."),
 }
 
 

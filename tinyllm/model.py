@@ -32,6 +32,7 @@ class GPTConfig:
     n_embd: int = 768         # width of every token's vector
     dropout: float = 0.0      # dropout probability while training
     bias: bool = True         # biases in Linear and LayerNorm, as GPT-2
+    causal: bool = True       # each position sees only itself and the past; False: the whole text (BERT)
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -67,11 +68,13 @@ PRESETS = {
 
 
 class CausalSelfAttention(Module):
-    """Multi-head self-attention in which each position sees only itself and the past."""
+    """Multi-head self-attention in which each position sees only itself and the past
+    (every position, with ``GPTConfig(causal=False)``: a bidirectional encoder, as BERT's)."""
 
     def __init__(self, config: GPTConfig):
         C = config.n_embd
         self.n_head = config.n_head
+        self.is_causal = config.causal
         self.c_attn = Linear(C, 3 * C, bias=config.bias)   # q, k and v for all heads in one GEMM
         self.c_proj = Linear(C, C, bias=config.bias)       # mixes the heads' outputs back together
         self.attn_dropout = Dropout(config.dropout)   # its p drops attention weights, inside the fused op
@@ -94,7 +97,7 @@ class CausalSelfAttention(Module):
         k, v = self.remember(q, k, v, cache)                       # unchanged in training
         # softmax(q kᵀ / √D) @ v, each position seeing only itself and the past, as one op
         # whose graph keeps only the (B, H, T, T) weights (see functional.py).
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.is_causal,
                                            dropout_p=self.attn_dropout.p if self.training else 0.0)
         y = y.transpose(1, 2).reshape(B, T, C)                     # put the heads side by side again
         return self.resid_dropout(self.c_proj(y))
@@ -115,7 +118,7 @@ class CausalSelfAttention(Module):
             cache["k"], cache["v"] = k, v
             # END EXERCISE
         if self.keep_attention:                                    # for pictures: (B, H, T, T_keys)
-            self.attention = F.attention_weights(q.data, k.data, is_causal=True)
+            self.attention = F.attention_weights(q.data, k.data, is_causal=self.is_causal)
         return k, v
 
 
@@ -185,6 +188,9 @@ class GPT(Module):
         holding the keys and values of the positions already fed; ``ids`` then continue them.
         """
         xp = array_module(self.wte.weight.data)
+        if cache is not None and not self.config.causal:
+            raise ValueError("a KV cache serves a causal model, which writes left to right; this one "
+                             "(causal=False) sees the whole text at once")
         past = cache[0]["k"].shape[2] if cache and "k" in cache[0] else 0
         ids = self._check_ids(ids, past)
         B, T = ids.shape

@@ -199,6 +199,9 @@ def save_gpt2(model: GPT, tokenizer: ByteLevelBPE, directory: str | os.PathLike)
     c = model.config
     if not c.bias:
         raise ValueError("GPT-2 has a bias in every Linear and LayerNorm, and this model was made without")
+    if not c.causal:
+        raise ValueError("GPT-2 is causal, and this model (causal=False) attends both ways: GPT-2's code would "
+                         "run it with a causal mask it was not trained with")
     if tokenizer.vocab_size != c.vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens and the model {c.vocab_size}")
     directory = Path(directory)

@@ -31,6 +31,14 @@ def check_sampling_settings(temperature: float, top_k: int | None = None, top_p:
         raise ValueError(f"max_new_tokens must be 0 or more, got {max_new_tokens}")
 
 
+def check_writes_left_to_right(model: GPT) -> None:
+    """Refuse, by name, a model that cannot predict the next token: a bidirectional one
+    (``causal=False``) was trained to fill in masked tokens from both sides."""
+    if not model.config.causal:
+        raise ValueError("predicting the next token needs a causal model; this one (causal=False) sees the "
+                         "whole text and was trained to fill in masked tokens")
+
+
 def next_token_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
                      top_p: float | None = None) -> np.ndarray:
     """Probabilities over the vocabulary from one position's logits (V,).
@@ -61,6 +69,7 @@ def top_next_tokens(model: GPT, ids: Sequence[int], k: int = 10) -> list[tuple[i
     """The ``k`` likeliest next tokens after ``ids`` and their probabilities, likeliest first."""
     if not ids:
         raise ValueError("a prediction needs at least one token of context")
+    check_writes_left_to_right(model)
     if k < 1:
         raise ValueError(f"the number of tokens to list must be at least 1, got {k}")
     logits, _ = model(np.array([ids[-model.config.block_size:]]))
@@ -121,6 +130,7 @@ def generate(model: GPT, ids: Sequence[int], max_new_tokens: int, temperature: f
     ids = list(ids)
     if not ids:
         raise ValueError("generate needs at least one token of context")
+    check_writes_left_to_right(model)
     rng = np.random.default_rng(seed)
     block = model.config.block_size
     cache, cached = None, 0  # cached: how many positions the cache holds
