@@ -193,6 +193,11 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
              "x = wte(ids); with has_attention add wpe(xp.arange(T)). For each block in self.h: a = block.attn(of "
              "block.ln_1(x) with has_layernorm, else of x); x = x + a with has_residual, else a. With has_mlp the "
              "same for block.mlp and block.ln_2. With has_layernorm, x = self.ln_f(x). logits = self.lm_head(x)."),
+    "18.1": (["tests/test_scaling.py::test_fit_power_law_recovers_an_exact_power_law",
+              "tests/test_scaling.py::test_fit_power_law_is_least_squares_in_log_space"],
+             "A power law is a line in logs: log y = log a - alpha·log x. Fit the line through (log x, log y) "
+             "by least squares (np.polyfit(..., 1) gives slope and intercept): alpha = -slope, a = e^intercept. "
+             "Return Python floats."),
 }
 
 
