@@ -31,7 +31,8 @@ model, tok = small_trained_model()   # a baby GPT trained on pydoc with your cod
 # `top_next_tokens` runs the model once on the prompt and reads the last position's
 # distribution; `next_token_table` prints it with bars. Our model has read only
 # Python's docs, one character at a time, so we ask it about something it has seen:
-# how "The for statem" goes on.
+# how "The for statem" goes on. (Lesson 13 asks OpenAI's GPT-2, which read the web,
+# how "The cat sat on a" goes on, when its files are on your disk.)
 
 # %%
 prompt = "The for statem"

@@ -24,6 +24,7 @@ import numpy as np
 
 from shared import FAST, exercises_before, save_figure, small_trained_model
 from tinyllm.data import load_corpus
+from tinyllm.sample import generate
 from tinyllm.train import text_loss
 
 exercises_before(11)
@@ -72,6 +73,42 @@ ax.invert_yaxis()
 save_figure(fig, "11_bits_per_character.png")
 
 # %% [markdown]
+# ## A model is a lossy compression of its corpus
+# The other way round: the model was trained on pydoc's first 90%. Did it store that
+# text? Compare the bytes it holds with the bytes it read, its bits per character on
+# text it trained on with those on text it never saw, and how much of a training passage
+# it can recite: fed 64 characters of its training text, how many of the next 100 does
+# it continue exactly (greedy)?
+
+# %%
+model_bytes = model.num_parameters() * 4                          # float32
+corpus_bytes = len(train_text.encode("utf-8"))
+seen = np.array(tok.encode(train_text[200_000:200_000 + len(held_out)]))
+seen_bits = text_loss(model, seen) / math.log(2)
+print(f"the model: {model.num_parameters():,} parameters = {model_bytes / 1e6:.2f} MB; "
+      f"the text it trained on: {corpus_bytes / 1e6:.2f} MB")
+print(f"bits per character on text it trained on: {seen_bits:.2f}; on text it never saw: {model_bits:.2f}")
+rng = np.random.default_rng(0)
+recited = []
+for start in rng.integers(0, split - 200, 5 if FAST else 50):
+    prompt = tok.encode(train_text[start:start + 64])
+    out = generate(model, prompt, 100, top_k=1)[64:]
+    truth = tok.encode(train_text[start + 64:start + 164])
+    recited.append(next((i for i, (a, b) in enumerate(zip(out, truth)) if a != b), 100))
+print(f"characters recited exactly after a 64-character prompt from its training text: "
+      f"median {np.median(recited):.0f} of 100 (over {len(recited)} passages)")
+
+# %% [markdown]
+# The model's bytes outnumber the text's, and still it holds only a blurred copy: its
+# bits per character on a passage it trained on are no better than on text it never saw
+# (the two numbers above; parts of pydoc differ in how predictable they are, so the
+# passage can even score worse), so it learned what is common to both rather than the
+# passages themselves; and it recites next to nothing of a passage before it goes its own
+# way (the median above). That is the sense of "lossy": the regularities kept, the
+# particulars dropped. A model that scored its training text far better than new text,
+# and recited it, would have memorised: lesson 15 makes one.
+#
+# ## Against the classic compressors, again
 # Our half-minute model does not beat them here, and the reasons are instructive.
 # pydoc repeats itself: long runs of spaces, the same phrases and code samples again
 # and again, which gzip and lzma copy from kilobytes back, while our model sees only
@@ -89,6 +126,8 @@ save_figure(fig, "11_bits_per_character.png")
 # - Cross-entropy in bits = the length of an arithmetic-coded compression.
 # - Lower validation loss means the model compresses unseen text better, that is,
 #   it captured real regularities rather than memorising.
+# - A model is a lossy compression of its corpus: compare its bits on seen and unseen
+#   text, and what it can recite, to tell learning from memorising.
 #
 # **Exercises**: none new. The bits above are cross-entropy, so they rest on your
 # lesson 04 work: `tinyllm exercises check 4.3` checks it again.

@@ -124,8 +124,8 @@ if (GPT2_DIR / "model.safetensors").is_file():
     ckpt = load_checkpoint(GPT2_DIR, device="cpu")
     gpt2, tok = ckpt["model"], ckpt["tokenizer"]
     print(f"GPT-2 from {GPT2_DIR}: {gpt2.num_parameters():,} parameters")
-    prompt = "The capital of France is"
-    print(f"after {prompt!r} GPT-2 expects:\n" + next_token_table(gpt2, tok, prompt, 5))
+    for prompt, k in (("The capital of France is", 5), ("The cat sat on a", 10)):
+        print(f"after {prompt!r} GPT-2 expects:\n" + next_token_table(gpt2, tok, prompt, k))
     text = "Alan Turing theorized that computers would one day become"
     print(tok.decode(generate(gpt2, tok.encode(text), 10 if FAST else 60, temperature=0.8, top_k=40, seed=0)))
 else:

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import SHARED_DATA
 
+TINY_GPT2 = Path(__file__).resolve().parent / "data" / "tiny_gpt2"   # a whole GPT-2 folder, small enough to ship
 LESSONS = sorted((Path(__file__).resolve().parents[1] / "lessons").glob("[0-9][0-9]_*.py"))
 AS_A_NOTEBOOK = ("import sys; path = sys.argv[1]; "
                  "exec(compile(open(path, encoding='utf-8').read(), path, 'exec'), {'__name__': '__main__'})")
@@ -21,13 +22,17 @@ AS_A_NOTEBOOK = ("import sys; path = sys.argv[1]; "
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_runs(lesson, tmp_path):
     env = {**os.environ, "TINYLLM_FAST": "1", "TINYLLM_FIGURES": str(tmp_path), "MPLBACKEND": "Agg"}
-    if (SHARED_DATA / "gpt2").is_dir():  # GPT-2's tokenizer files, for lesson 05 (13 also wants the weights)
+    if (SHARED_DATA / "gpt2").is_dir():  # GPT-2's tokenizer files, for lesson 05
         env["TINYLLM_GPT2"] = str(SHARED_DATA / "gpt2")
+    if lesson.name.startswith("13"):     # its cells for OpenAI's weights run on a tiny GPT-2 of the same layout
+        env["TINYLLM_GPT2"] = str(TINY_GPT2)
     result = subprocess.run([sys.executable, "-c", AS_A_NOTEBOOK, str(lesson)], cwd=lesson.parent, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     if lesson.name.startswith("05") and "TINYLLM_GPT2" in env:
         assert "Hello world -> [15496, 995]" in result.stdout
+    if lesson.name.startswith("13"):
+        assert "after 'The cat sat on a' GPT-2 expects:" in result.stdout, result.stdout[-2000:]
     row = next(line for line in (lesson.parent / "README.md").read_text().splitlines() if f"`{lesson.name}`" in line)
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(re.findall(r"`(\d\d_\w+\.png)`", row))
 
