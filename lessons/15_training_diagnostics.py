@@ -42,9 +42,9 @@ config = GPTConfig.from_preset("baby", vocab_size=V, n_layer=2 if FAST else 4)
 # ## The loss at initialisation
 # A fresh model knows nothing, so it should say so: every logit near 0, every next
 # character equally likely, and a loss of ln V. tinyllm draws its weights with a standard
-# deviation of 0.02 (GPT-2's), which gives just that. Draw every weight matrix with a
-# standard deviation of 1 instead, and the logits start large and random: the model is
-# confidently wrong, and its loss starts far above ln V.
+# deviation of 0.02 (GPT-2's), which gives nearly that (the first line below). Draw every
+# weight matrix with a standard deviation of 1 instead, and the logits start large and
+# random: the model is confidently wrong, and its loss starts far above ln V.
 
 # %%
 def make_model(std: float | None = None, dropout: float = 0.0) -> GPT:

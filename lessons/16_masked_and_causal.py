@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from shared import FAST, exercises_before, save_figure
-from tinyllm import Tensor, functional as F, manual_seed, optim
+from tinyllm import manual_seed, optim
 from tinyllm.data import MASK_RATE, TokenBatches, encode_corpus, load_corpus, mask_tokens
 from tinyllm.model import GPT, GPTConfig
 from tinyllm.sample import generate

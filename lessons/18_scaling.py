@@ -12,7 +12,6 @@
 # scale" means and why the claim is argued over.
 
 # %%
-import math
 import time
 
 import matplotlib.pyplot as plt
