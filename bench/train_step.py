@@ -156,7 +156,7 @@ def profile(full, steps: int, gemm_seconds: float) -> None:
             op, _, inner = qual.partition(".<locals>.")
             if "." not in op and not op.startswith("_"):  # helpers are inside their op's time
                 rows_of[key] = (op, 1 if inner else 0)  # the op itself, or its backward closure
-        elif qual in ("AdamW.step", "clip_grad_norm_"):
+        elif qual in ("Optimizer.step", "clip_grad_norm_"):
             rows_of[key] = (qual, 0)
         elif qual in ("Tensor.backward", "Tensor._accumulate_grad", "Tensor._topological_order"):
             ms["(autograd engine, own time)"][1] += stats[key][2]

@@ -185,3 +185,31 @@ def test_a_model_cast_after_the_optimizer_was_made_still_trains_in_its_new_dtype
     opt.step()
     assert opt.flat.dtype == opt.state["exp_avg"].dtype == layer.weight.dtype == np.float64
     assert np.all(layer.weight.numpy() < before)  # it moved, against its gradient
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.AdamW(ps, lr=0.1, weight_decay=0.5),
+                                  lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9)], ids=["AdamW", "SGD"])
+def test_a_parameter_without_a_gradient_is_left_exactly_as_it_was(make):
+    rng = np.random.default_rng(0)
+    w, frozen = Parameter(rng.standard_normal((3, 4))), Parameter(rng.standard_normal((2, 4)))
+    alone = Parameter(w.numpy().copy())
+    together, by_itself = make([w, frozen]), make([alone])
+    frozen.grad = Tensor(np.ones((2, 4)))
+    together.step()                                   # one step with a gradient: momentum and moments fill
+    state_before = {name: buf.copy() for name, buf in together.state.items()}
+    before = frozen.numpy().copy()
+    frozen.requires_grad_(False)
+    for step in range(3):
+        grad = rng.standard_normal((3, 4))
+        w.grad, alone.grad, frozen.grad = Tensor(grad), Tensor(grad), None
+        together.step()
+        by_itself.step()
+        assert np.array_equal(frozen.numpy(), before)  # bit for bit: no decay, no momentum
+    part = together._slices[id(frozen)]
+    for name, buf in together.state.items():
+        assert np.array_equal(buf[part], state_before[name][part])
+    if isinstance(together, optim.SGD):   # the others move as without the frozen one (AdamW's bias
+        np.testing.assert_array_equal(w.numpy(), alone.numpy())   # correction counts all 4 steps, not 3)
+    w.grad = frozen.grad = None
+    together.step()                                   # nothing has a gradient: nothing moves
+    assert np.array_equal(frozen.numpy(), before)

@@ -65,15 +65,37 @@ class Optimizer:
                       for name, buf in self.state.items()}
         self._scratch_buffers: dict[str, object] = {}  # made again, like the new self.flat, on first use
 
+    def step(self) -> None:
+        """One update of every parameter that has a gradient. A parameter without one (frozen
+        with ``requires_grad=False``, or unused by the last backward) is left exactly as it was,
+        and so is its optimizer state: no weight decay, no momentum (PyTorch skips it too; the
+        step count behind AdamW's bias correction is the optimizer's, not each parameter's)."""
+        self._gather_again_if_replaced()
+        skipped = [self._slices[id(p)] for p in self.params if p.grad is None]
+        if len(skipped) == len(self.params):
+            return
+        # The rule runs over the whole flat array at once; put the skipped slices back after it.
+        saved = [(name, part, buf[part].copy()) for part in skipped
+                 for name, buf in (("flat", self.flat), *self.state.items())]
+        self._update()
+        for name, part, values in saved:
+            (self.flat if name == "flat" else self.state[name])[part] = values
+
+    def _update(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must define _update(), its update rule")
+
+    def _gather_again_if_replaced(self) -> None:
+        if any(p.data is not view for p, view in zip(self.params, self._views)):
+            self._gather()  # a parameter's array was replaced (load_state_dict, .to(device)): gather again
+
     def flat_grad(self):
         """Every parameter's gradient gathered into one flat array laid out like ``self.flat``.
 
         The array is the optimizer's own scratch buffer ``"grad"``, rewritten on each call: the
-        update may overwrite it. A parameter without a gradient counts as gradient 0 (PyTorch
-        would skip it).
+        update may overwrite it. A parameter without a gradient counts as gradient 0 here
+        (``step`` then puts it back as it was).
         """
-        if any(p.data is not view for p, view in zip(self.params, self._views)):
-            self._gather()  # a parameter's array was replaced (load_state_dict, .to(device)): gather again
+        self._gather_again_if_replaced()
         xp = array_module(self.flat)
         return xp.concatenate([p.grad.data.reshape(-1) if p.grad is not None else
                                xp.zeros(p.data.size, dtype=self.flat.dtype) for p in self._layout],
@@ -131,7 +153,7 @@ class SGD(Optimizer):
         super().__init__(params, lr)
         self.momentum = momentum
 
-    def step(self) -> None:
+    def _update(self) -> None:
         """Move every parameter against its gradient (with momentum, if set)."""
         self.steps += 1
         g = self.flat_grad()  # (all parameters,) like self.flat
@@ -166,7 +188,7 @@ class AdamW(Optimizer):
         super().__init__(params, lr)
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
 
-    def step(self) -> None:
+    def _update(self) -> None:
         """One AdamW update of every parameter from its ``.grad``, at the current ``self.lr``."""
         self.steps += 1
         b1, b2 = self.betas
