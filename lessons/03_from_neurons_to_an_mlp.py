@@ -5,8 +5,8 @@
 # (this lesson teaches 3.1–3.4); or in this checkout, where every exercise is solved.*
 #
 # **What you will build:** a multi-layer perceptron from `tinyllm.nn` pieces that
-# learns to separate two interleaved spirals, trained with plain gradient descent,
-# and a picture of the decision boundary it learned.
+# learns to separate two interleaved spirals, trained by gradient descent (SGD with
+# momentum), and a picture of the decision boundary it learned.
 #
 # A *neuron* computes a weighted sum of its inputs plus a bias, then bends it with
 # a nonlinearity: `tanh(w·x + b)`. A *layer* is many neurons reading the same
