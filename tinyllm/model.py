@@ -147,6 +147,12 @@ class Block(Module):
         self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
+    def shrink_residual_projections(self, n_layer: int) -> None:
+        """GPT-2's init: every residual branch ends in a c_proj, and n_layer × 2 of them add up
+        in the residual stream, so their weights start smaller by 1/√(2·n_layer)."""
+        for proj in (self.attn.c_proj, self.mlp.c_proj):
+            proj.weight.data *= np.float32(1 / math.sqrt(2 * n_layer))
+
     def forward(self, x: Tensor, cache: dict | None = None) -> Tensor:
         # BEGIN EXERCISE 8.5: the block's forward: x plus attention of ln_1(x), then plus the MLP of ln_2(x)
         x = x + self.attn(self.ln_1(x), cache)   # the residual stream carries x through unchanged...
@@ -170,11 +176,8 @@ class GPT(Module):
         # Weight tying: reading a token's vector and scoring a token use one matrix
         # (GPT-2 does this; it saves V·C parameters).
         self.lm_head.weight = self.wte.weight
-        # GPT-2's init: every residual branch ends in a c_proj, and n_layer × 2 of them
-        # add up in the residual stream, so their weights start smaller by 1/√(2·n_layer).
         for block in self.h:
-            for proj in (block.attn.c_proj, block.mlp.c_proj):
-                proj.weight.data *= np.float32(1 / math.sqrt(2 * config.n_layer))
+            block.shrink_residual_projections(config.n_layer)
 
     @property
     def device(self) -> str:

@@ -14,10 +14,7 @@ Every stage is made of the GPT's own modules, so only the wiring in ``forward`` 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import replace
-
-import numpy as np
 
 from . import functional as F
 from .backend import array_module
@@ -47,13 +44,12 @@ class StagedGPT(Module):
             self.wpe = Embedding(config.block_size, C)
         self.h = ModuleList(Block(replace(config, n_head=heads)) for _ in range(blocks))
         for block in self.h:   # a stage's blocks hold only the parts it has
+            if self.has_residual:
+                block.shrink_residual_projections(config.n_layer)
             if not self.has_mlp:
                 block.mlp = block.ln_2 = None
             if not self.has_layernorm:
                 block.ln_1 = block.ln_2 = None
-            if self.has_residual:   # GPT-2's smaller start for the last layer of each residual branch
-                for proj in (block.attn.c_proj, block.mlp.c_proj):
-                    proj.weight.data *= np.float32(1 / math.sqrt(2 * config.n_layer))
         self.ln_f = LayerNorm(C, bias=config.bias) if self.has_layernorm else None
         self.lm_head = Linear(C, config.vocab_size, bias=False)
 
