@@ -74,12 +74,12 @@ class Optimizer:
         skipped = [self._slices[id(p)] for p in self.params if p.grad is None]
         if len(skipped) == len(self.params):
             return
-        # The rule runs over the whole flat array at once; put the skipped slices back after it.
-        saved = [(name, part, buf[part].copy()) for part in skipped
-                 for name, buf in (("flat", self.flat), *self.state.items())]
+        # The rule runs over the whole flat array at once, in place; put the skipped slices back
+        # after it. (A state buffer the rule makes now starts at 0 and, with gradient 0, stays 0.)
+        saved = [(buf, part, buf[part].copy()) for part in skipped for buf in (self.flat, *self.state.values())]
         self._update()
-        for name, part, values in saved:
-            (self.flat if name == "flat" else self.state[name])[part] = values
+        for buf, part, values in saved:
+            buf[part] = values
 
     def _update(self) -> None:
         raise NotImplementedError(f"{type(self).__name__} must define _update(), its update rule")
