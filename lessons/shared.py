@@ -23,9 +23,9 @@ def exercises_before(lesson: int) -> None:
     """Say which exercises of lessons 1..``lesson`` are still blank in the tinyllm this lesson runs
     on (your copy from ``tinyllm exercises init``): the lesson stops at the first cell that needs one."""
     import tinyllm
-    from tinyllm.exercises import find_exercises, status
+    from tinyllm.exercises import find_exercises, lesson_of, status
     root = Path(tinyllm.__file__).resolve().parents[1]
-    blank = [e.id for e in find_exercises(root) if int(e.id.split(".")[0]) <= lesson and status(e, root) == "todo"]
+    blank = [e.id for e in find_exercises(root) if lesson_of(e.id) <= lesson and status(e, root) == "todo"]
     if blank:
         print(f"note: {'exercise' if len(blank) == 1 else 'exercises'} {', '.join(blank)} "
               f"{'is' if len(blank) == 1 else 'are'} still blank in {root}; "

@@ -3,25 +3,17 @@ exercises init``) with exactly the exercises of lessons 1..N solved runs lesson 
 (fast mode).
 
 The exercises are solved by pasting the reference's own bodies back, as test_exercises does.
-The copy's package is the one the lesson imports (PYTHONPATH), and each lesson runs as a
-notebook would run it (test_lessons.AS_A_NOTEBOOK).
+The copy's package is the one the lesson imports (PYTHONPATH), and each lesson runs as
+test_lessons runs it (``run_lesson``: as a notebook would).
 """
-import os
 import re
-import subprocess
-import sys
 
-from conftest import SHARED_DATA
 from test_exercises import fill_in
-from test_lessons import AS_A_NOTEBOOK, LESSONS, TINY_GPT2
-from tinyllm.exercises import find_exercises, init, project_root, status
+from test_lessons import LESSONS, run_lesson
+from tinyllm.exercises import find_exercises, init, lesson_of, project_root, status
 
 HEADER = re.compile(r"once exercises 1\.1–(?P<last>\d+\.\d+) are solved \(this lesson "
                     r"(?:teaches (?P<first_own>\d+\.\d+)(?:–(?P<last_own>\d+\.\d+))?|adds none)\)")
-
-
-def lesson_of(exercise_id: str) -> int:
-    return int(exercise_id.split(".")[0])
 
 
 def test_every_lesson_opens_by_saying_which_exercises_it_runs_on():
@@ -39,9 +31,6 @@ def test_every_lesson_opens_by_saying_which_exercises_it_runs_on():
 
 def test_each_lesson_runs_in_a_copy_with_the_exercises_of_it_and_the_lessons_before_solved(tmp_path):
     reference = {e.id: e.body(project_root()) for e in find_exercises()}
-    env = {**os.environ, "TINYLLM_FAST": "1", "MPLBACKEND": "Agg", "TINYLLM_FIGURES": str(tmp_path / "figures")}
-    if (SHARED_DATA / "gpt2").is_dir():
-        env["TINYLLM_GPT2"] = str(SHARED_DATA / "gpt2")
     for lesson in LESSONS:
         n = int(lesson.name[:2])
         copy = tmp_path / f"learner-{n:02d}"
@@ -51,10 +40,7 @@ def test_each_lesson_runs_in_a_copy_with_the_exercises_of_it_and_the_lessons_bef
             fill_in(todo[0], copy, reference[todo[0].id])
         solved = [e.id for e in find_exercises(copy) if status(e, copy) == "written"]
         assert solved == [i for i in reference if lesson_of(i) <= n]
-        gpt2 = {"TINYLLM_GPT2": str(TINY_GPT2)} if n == 13 else {}    # lesson 13's cells for OpenAI's weights too
-        result = subprocess.run([sys.executable, "-c", AS_A_NOTEBOOK, str(copy / "lessons" / lesson.name)],
-                                cwd=copy / "lessons", env={**env, "PYTHONPATH": str(copy), **gpt2},
-                                capture_output=True, text=True, timeout=600)
+        result = run_lesson(copy / "lessons" / lesson.name, tmp_path / "figures", timeout=600, PYTHONPATH=str(copy))
         assert result.returncode == 0, (f"{lesson.name} failed in a copy with exercises {solved[0]} to {solved[-1]} "
                                         f"solved and the later ones blank:\n{result.stderr[-3000:]}")
 
@@ -62,11 +48,7 @@ def test_each_lesson_runs_in_a_copy_with_the_exercises_of_it_and_the_lessons_bef
 def test_a_lesson_run_too_early_names_the_exercises_it_needs(tmp_path):
     copy = tmp_path / "learner"
     init(copy)
-    lesson = copy / "lessons" / LESSONS[0].name
-    env = {**os.environ, "PYTHONPATH": str(copy), "TINYLLM_FAST": "1", "MPLBACKEND": "Agg",
-           "TINYLLM_FIGURES": str(tmp_path / "figures")}
-    result = subprocess.run([sys.executable, "-c", AS_A_NOTEBOOK, str(lesson)], cwd=lesson.parent, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = run_lesson(copy / "lessons" / LESSONS[0].name, tmp_path / "figures", PYTHONPATH=str(copy))
     assert "exercises 1.1, 1.2, 1.3 are still blank" in result.stdout, result.stdout[-2000:]
     assert "NotImplementedError: Exercise 1." in result.stderr
 

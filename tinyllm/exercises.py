@@ -201,6 +201,11 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
 }
 
 
+def lesson_of(exercise_id: str) -> int:
+    """The lesson an exercise belongs to: exercise N.x is lesson N's."""
+    return int(exercise_id.split(".")[0])
+
+
 @dataclass
 class Exercise:
     id: str
