@@ -78,12 +78,54 @@ def test_adamw_matches_pytorch():
         np.testing.assert_allclose(p.numpy(), t.detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_parameter_groups_decay_as_each_group_says_as_in_pytorch():
+    # A group that names weight_decay decays all its parameters by it (a vector too); a group that
+    # does not follows the default rule: matrices by the optimizer's weight_decay, vectors not at all.
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    shapes = {"w1": (3, 2), "b1": (3,), "w2": (2, 2), "b2": (2,), "w3": (2, 3)}
+    start = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+    ours = {k: Parameter(v.copy()) for k, v in start.items()}
+    theirs = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in start.items()}
+    opt = optim.AdamW([{"params": [ours["w1"], ours["b1"]], "weight_decay": 0.5},
+                       {"params": [ours["w2"]], "weight_decay": 0.0},
+                       {"params": [ours["b2"], ours["w3"]]}], lr=0.05, weight_decay=0.1)
+    t_opt = torch.optim.AdamW([{"params": [theirs["w1"], theirs["b1"]], "weight_decay": 0.5},
+                               {"params": [theirs["w2"], theirs["b2"]], "weight_decay": 0.0},
+                               {"params": [theirs["w3"]], "weight_decay": 0.1}], lr=0.05)
+    # the flat layout: decay 0.5 (w1, b1), then 0.1 (w3), then the undecayed: two runs
+    assert [(run.stop - run.start, wd) for run, wd in opt.decay_runs] == [(6 + 3, 0.5), (6, 0.1)]
+    for _ in range(4):
+        for k in shapes:
+            g = rng.standard_normal(shapes[k]).astype(np.float32)
+            ours[k].grad, theirs[k].grad = Tensor(g), torch.from_numpy(g.copy())
+        opt.step()
+        t_opt.step()
+    for k in shapes:
+        np.testing.assert_allclose(ours[k].numpy(), theirs[k].detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_bad_parameter_groups_are_refused_by_name():
+    a, b = with_grad([1.0], [1.0]), with_grad([2.0], [1.0])
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        optim.AdamW([{"params": [a]}, {"params": [a, b]}])
+    with pytest.raises(ValueError, match=r"may set \['weight_decay'\]; got \['lr', 'params'\]"):
+        optim.AdamW([{"params": [a], "lr": 0.1}])
+    with pytest.raises(ValueError, match=r"may set \[\]; got \['params', 'weight_decay'\]"):
+        optim.SGD([{"params": [a], "weight_decay": 0.1}])
+    with pytest.raises(ValueError, match="either parameters or parameter groups"):
+        optim.AdamW([a, {"params": [b]}])
+    with pytest.raises(ValueError, match="weight_decay must be 0 or more, got -1"):
+        optim.AdamW([{"params": [a], "weight_decay": -1}])
+    optim.AdamW([a, a, b])  # the same parameter twice in one list is one parameter, as before
+
+
 def test_parameters_become_views_of_one_flat_array_and_survive_replacement():
     from tinyllm.nn import Linear
     layer = Linear(3, 2)
     before = layer.state_dict()
     opt = optim.SGD(layer.parameters(), lr=1.0)
-    assert opt.flat.shape == (8,) and opt.n_matrix == 6                 # weight (2, 3) first, then bias (2,)
+    assert opt.flat.shape == (8,)                                        # weight (2, 3) first, then bias (2,)
     assert all(np.shares_memory(p.data, opt.flat) for p in layer.parameters())
     for name, value in layer.state_dict().items():
         np.testing.assert_array_equal(value, before[name])               # gathering changed no number

@@ -146,6 +146,12 @@ def _add_train_command(commands) -> None:
              "init_from": "fine-tune: start from this checkpoint's model and tokenizer (a tinyllm checkpoint, "
                           "or GPT-2's files as for sample --ckpt) instead of a new model; --preset, --tokenizer "
                           "and --vocab-size are then unused, --block-size crops its context, --dropout applies",
+             "lora_rank": "with --init-from: train LoRA adapters of this rank on --lora-targets, every other "
+                          "weight frozen (0: fine-tune every weight); checkpoints then hold only the adapters "
+                          "and the base's path, and sample, eval and export merge them",
+             "lora_alpha": "LoRA's update is scaled by --lora-alpha / --lora-rank",
+             "lora_targets": "the Linear layers LoRA adapts, comma-separated: c_attn (q, k, v), c_proj "
+                             "(attention and MLP outputs), c_fc (MLP input), or full names like h.0.attn.c_attn",
              "tf32": "with --device cuda: float32 matmuls on TF32 tensor cores (faster, ~1e-3 relative error)"}
     for f in fields(TrainConfig):
         if f.type == "bool":

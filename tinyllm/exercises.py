@@ -130,8 +130,9 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
     "9.1": (["tests/test_optim.py::test_adamw_first_step_is_lr_times_sign_and_decays_only_matrices",
              "tests/test_optim.py::test_adamw_follows_its_formula_over_several_steps",
              "tests/test_optim.py::test_adamw_matches_pytorch"],
-            "Everything is flat: self.flat holds all parameters, matrices first, so decay is "
-            "self.flat[:self.n_matrix] *= (1 - lr·wd). m = β1·m + (1-β1)·g; v = β2·v + (1-β2)·g²; "
+            "Everything is flat: self.flat holds all parameters, the decayed ones (matrices) first, so "
+            "decay is: for each (part, wd) in self.decay_runs, self.flat[part] *= (1 - lr·wd). "
+            "m = β1·m + (1-β1)·g; v = β2·v + (1-β2)·g²; "
             "self.flat -= (lr / bias1) · m / (√(v / bias2) + eps). All in place."),
     "9.2": (["tests/test_optim.py::test_clip_grad_norm",
              "tests/test_optim.py::test_clip_grad_norm_keeps_shapes_and_never_writes_into_the_old_gradients"],
@@ -198,6 +199,12 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
              "A power law is a line in logs: log y = log a - alpha·log x. Fit the line through (log x, log y) "
              "by least squares (np.polyfit(..., 1) gives slope and intercept): alpha = -slope, a = e^intercept. "
              "Return Python floats."),
+    "19.1": (["tests/test_lora.py::test_lora_linear_by_hand",
+              "tests/test_lora.py::test_lora_gradients_match_float64_finite_differences",
+              "tests/test_lora.py::test_apply_lora_changes_nothing_at_first_and_trains_only_the_adapters"],
+             "Two thin products through the rank-r bottleneck: h = F.linear(self.dropout(x), self.lora_A) "
+             "(..., n_in) -> (..., r), then F.linear(h, self.lora_B) -> (..., n_out). Return self.base(x) plus "
+             "that times self.scale. Autograd does the backward: every piece is an op you wrote."),
 }
 
 

@@ -54,11 +54,15 @@ class Module:
             if isinstance(value, Module):
                 yield name, value
 
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        """(dotted name, module) for this module (named ``prefix``, "" by default) and every one below it."""
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
     def modules(self) -> Iterator["Module"]:
         """This module and every module below it."""
-        yield self
-        for _, child in self.named_children():
-            yield from child.modules()
+        return (m for _, m in self.named_modules())
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """(dotted name, parameter) pairs; a parameter shared by two modules appears once."""

@@ -14,34 +14,69 @@ optimizer gathers every parameter into one flat array, ``self.flat``, and makes
 each ``p.data`` a view of its own slice of it; the rule then runs once over all of
 it (PyTorch's "foreach" and "fused" optimizers do the same for the same reason).
 The model does not notice: its parameters are the same objects, now backed by
-the optimizer's array. Matrices come first in it, so weight decay, which only
-matrices get, touches one leading slice.
+the optimizer's array. Decayed parameters come first in it (by default the
+matrices), so weight decay touches one leading slice.
+
+Parameter groups, as PyTorch has them: ``AdamW([{"params": [...], "weight_decay": 0.0},
+{"params": [...]}])``. A group that names ``weight_decay`` decays all of its parameters by
+it; a group that does not (and a plain list of parameters) follows the default rule:
+matrices (ndim ≥ 2) decay by the optimizer's ``weight_decay``, vectors do not.
 """
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Iterable, Union
 
 from . import cuda_kernels
 from .backend import array_module, device_of, is_cupy_array, to_device
 from .nn import Parameter
 
 
+Params = Iterable[Union[Parameter, dict]]  # parameters, or groups {"params": [...], option: value}
+
+
 class Optimizer:
     """Holds the parameters, gathered into ``self.flat``, and flat state buffers (``self.state[name]``)."""
 
     state_names: tuple[str, ...] = ()
+    group_options: tuple[str, ...] = ()  # what a parameter group may set besides "params"
 
-    def __init__(self, params: Iterable[Parameter], lr: float):
-        self.params = list({id(p): p for p in params}.values())  # a parameter given twice is one parameter
-        if not self.params:
-            raise ValueError("optimizer got an empty parameter list")
+    def __init__(self, params: Params, lr: float, weight_decay: float = 0.0):
         if not lr >= 0:
             raise ValueError(f"learning rate must be 0 or more, got {lr}")
+        self.params, self._decay_of = [], {}   # id(p) -> the weight decay p gets
+        for group in self._groups(params):
+            for p in {id(p): p for p in group["params"]}.values():  # a parameter given twice is one
+                if id(p) in self._decay_of:
+                    raise ValueError("a parameter appears in more than one parameter group")
+                self.params.append(p)
+                default = weight_decay if p.ndim >= 2 else 0.0
+                self._decay_of[id(p)] = float(group.get("weight_decay", default))
+        if not self.params:
+            raise ValueError("optimizer got an empty parameter list")
         self.lr = lr
         self.steps = 0
         self.state: dict[str, object] = {}  # name -> flat array laid out like self.flat
         self._gather()
+
+    def _groups(self, params: Params) -> list[dict]:
+        """``params`` as a list of groups: a plain list of parameters is one group."""
+        params = list(params)
+        if not any(isinstance(p, dict) for p in params):
+            return [{"params": params}]
+        if not all(isinstance(g, dict) for g in params):
+            raise ValueError("give the optimizer either parameters or parameter groups (dicts), not both")
+        for group in params:
+            unknown = sorted(set(group) - {"params", *self.group_options})
+            if "params" not in group or unknown:
+                raise ValueError(f"a parameter group holds 'params' and may set {list(self.group_options)}; "
+                                 f"got {sorted(group)}")
+            group["params"] = list(group["params"])
+            if not all(isinstance(p, Parameter) for p in group["params"]):
+                raise ValueError("a parameter group's 'params' must be Parameters (e.g. model.parameters())")
+            if group.get("weight_decay", 0.0) < 0:
+                raise ValueError(f"weight_decay must be 0 or more, got {group['weight_decay']}")
+        return params
 
     def _gather(self) -> None:
         """Copy every parameter into one flat array; each ``p.data`` becomes a view of its slice."""
@@ -51,13 +86,18 @@ class Optimizer:
                 raise ValueError(f"optimizer: all parameters must share one dtype and device; got {p.dtype} "
                                  f"on {p.device} beside {first.dtype} on {first.device}")
         xp = array_module(first.data)
-        layout = sorted(self.params, key=lambda p: p.ndim < 2)  # matrices first (a stable sort)
+        layout = sorted(self.params, key=lambda p: -self._decay_of[id(p)])  # decayed first (a stable sort)
         self.flat = xp.concatenate([p.data.reshape(-1) for p in layout])
-        self.n_matrix = sum(p.data.size for p in layout if p.ndim >= 2)  # self.flat[:n_matrix] decays
         self._slices, start = {}, 0
+        self.decay_runs: list[tuple[slice, float]] = []  # (slice of self.flat, its weight decay), leading
         for p in layout:
             self._slices[id(p)] = slice(start, start + p.data.size)
             p.data = self.flat[self._slices[id(p)]].reshape(p.shape)
+            wd = self._decay_of[id(p)]
+            if wd and self.decay_runs and self.decay_runs[-1][1] == wd:   # the same decay: one longer run
+                self.decay_runs[-1] = (slice(self.decay_runs[-1][0].start, start + p.data.size), wd)
+            elif wd:
+                self.decay_runs.append((slice(start, start + p.data.size), wd))
             start += p.data.size
         self._layout = layout
         self._views = [p.data for p in self.params]
@@ -149,7 +189,7 @@ class SGD(Optimizer):
 
     state_names = ("momentum_buffer",)
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 0.01, momentum: float = 0.0):
+    def __init__(self, params: Params, lr: float = 0.01, momentum: float = 0.0):
         super().__init__(params, lr)
         self.momentum = momentum
 
@@ -173,20 +213,22 @@ class AdamW(Optimizer):
     m = β1·m + (1-β1)·g          running mean of gradients
     v = β2·v + (1-β2)·g²         running mean of squared gradients
     p -= lr · (m/(1-β1ᵗ)) / (√(v/(1-β2ᵗ)) + eps)
-    and, separately, p -= lr·wd·p for weight matrices only (ndim ≥ 2): biases,
-    LayerNorm gains and other vectors are not pulled towards zero.
+    and, separately, p -= lr·wd·p: by default for weight matrices only (ndim ≥ 2), so
+    biases, LayerNorm gains and other vectors are not pulled towards zero; a parameter
+    group's own "weight_decay" overrides that for its parameters.
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    group_options = ("weight_decay",)
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+    def __init__(self, params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.01):
         if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
             raise ValueError(f"AdamW's betas must each be in [0, 1), got {betas}")
         if not (eps >= 0 and weight_decay >= 0):
             raise ValueError(f"AdamW's eps and weight_decay must be 0 or more, got {eps} and {weight_decay}")
-        super().__init__(params, lr)
-        self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+        super().__init__(params, lr, weight_decay)
+        self.betas, self.eps = betas, eps
 
     def _update(self) -> None:
         """One AdamW update of every parameter from its ``.grad``, at the current ``self.lr``."""
@@ -197,13 +239,16 @@ class AdamW(Optimizer):
         g = self.flat_grad()          # ours to overwrite
         m, v = self._buffer("exp_avg"), self._buffer("exp_avg_sq")
         if is_cupy_array(g):  # on a GPU: the same update as one fused kernel (cuda_kernels.py)
+            first, *more = self.decay_runs or [(slice(0, 0), 0.0)]
+            for part, wd in more:  # (more than one weight decay, from parameter groups: rare)
+                self.flat[part] *= 1 - self.lr * wd
             cuda_kernels.adamw_step(self.flat, g, m, v, self.lr, self.betas, bias1, bias2, self.eps,
-                                    self.weight_decay, self.n_matrix)
+                                    first[1], first[0].stop)
             return
         step = self._scratch("step")  # every line below writes into an existing buffer: no new arrays
         # BEGIN EXERCISE 9.1: AdamW: decay matrices, update m and v, step by lr·m̂/(√v̂ + eps)
-        if self.weight_decay:
-            self.flat[:self.n_matrix] *= 1 - self.lr * self.weight_decay  # the matrices come first
+        for part, wd in self.decay_runs:  # the decayed parameters come first: by default, the matrices
+            self.flat[part] *= 1 - self.lr * wd
         m *= b1
         xp.multiply(g, 1 - b1, out=step)
         m += step                     # m = β1·m + (1-β1)·g

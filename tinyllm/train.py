@@ -18,8 +18,9 @@ import numpy as np
 
 from . import optim
 from .backend import check_device, default_device, manual_seed, rng as backend_rng, set_tf32, xp_for
-from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from .checkpoint import checkpoint_path, load_checkpoint, load_optimizer_state, save_checkpoint, weights_sha256
 from .data import BPE_VOCAB_SIZE, TokenBatches, encode_corpus, load_corpus, make_tokenizer
+from .lora import apply_lora, lora_settings
 from .model import GPT, GPTConfig
 from .plots import plot_losses
 from .sample import document_start, generate
@@ -59,6 +60,9 @@ class TrainConfig:
     out: str = "out"
     resume: bool = False           # continue from OUT/ckpt.npz where it left off (--help says how exactly)
     init_from: str | None = None   # fine-tune: start from this checkpoint or GPT-2 download's model and tokenizer
+    lora_rank: int = 0             # with init_from: train LoRA adapters of this rank instead of every weight
+    lora_alpha: float = 16.0       # LoRA's update is scaled by lora_alpha / lora_rank
+    lora_targets: str = "c_attn"   # the Linear layers LoRA adapts, by name, comma-separated
 
     def __post_init__(self) -> None:
         """Fill in the defaults that follow other settings (min_lr, vocab_size), and refuse, before
@@ -75,9 +79,11 @@ class TrainConfig:
             refuse("lr", "positive")
         if self.min_lr is None:
             self.min_lr = self.lr / 10
-        for name in ("max_iters", "warmup_iters", "sample_tokens", "min_lr", "weight_decay", "grad_clip"):
+        for name in ("max_iters", "warmup_iters", "sample_tokens", "min_lr", "weight_decay", "grad_clip", "lora_rank"):
             if getattr(self, name) < 0:
                 refuse(name, "0 or more")
+        if self.lora_rank and not (self.init_from or self.resume):
+            raise ValueError("--lora-rank adapts a trained model: give it one with --init-from")
         if self.min_lr > self.lr:   # the cosine would then raise the learning rate as it "decays"
             refuse("min_lr", f"at most --lr ({self.lr}), where the cosine decay starts")
         if not 0 <= self.beta2 < 1:
@@ -234,11 +240,20 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     rng = np.random.default_rng(cfg.seed)  # batches and loss estimates; dropout uses backend.rng
     text = load_corpus(cfg.data, cfg.data_sha256)
     first_step, saved_step = 0, None
+    lora_base = None  # with LoRA: the base model's path and fingerprint, for the checkpoints
+    source = cfg.init_from or cfg.preset  # where the model came from, for the log
     if cfg.resume:
-        ckpt = load_checkpoint(checkpoint_path(cfg.out), device=cfg.device)  # a tinyllm run only, not GPT-2
+        ckpt = load_checkpoint(checkpoint_path(cfg.out), device=cfg.device, keep_lora=True)  # a tinyllm run
         model, tokenizer, first_step = ckpt["model"], ckpt["tokenizer"], ckpt["step"]
+        saved_rank = ckpt["meta"].get("lora", {}).get("rank", 0)
+        if cfg.lora_rank and cfg.lora_rank != saved_rank:
+            raise ValueError(f"cannot resume from {checkpoint_path(cfg.out)} with --lora-rank {cfg.lora_rank}: "
+                             f"it trains {f'LoRA rank {saved_rank}' if saved_rank else 'every weight'}")
+        if saved_rank:
+            lora_base = {k: ckpt["meta"]["lora"][k] for k in ("base", "base_sha256")}
         saved_step = first_step
         fine_tuned = cfg.init_from or ckpt["meta"].get("train_config", {}).get("init_from")
+        source = fine_tuned or cfg.preset
         if not fine_tuned:  # (a fine-tuned model's shape is its starting model's, not a preset's)
             _check_same_architecture(model.config, cfg.model_config(tokenizer.vocab_size), cfg.out)
         if first_step >= cfg.max_iters:
@@ -257,6 +272,11 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
             model.crop_block_size(cfg.block_size)
         model.set_dropout(cfg.dropout)
         log(f"fine-tuning the model of {cfg.init_from} (step {ckpt['step']} there), with its tokenizer")
+        if cfg.lora_rank:
+            base = Path(cfg.init_from)
+            lora_base = {"base": str(base.resolve()) if base.exists() else cfg.init_from,
+                         "base_sha256": weights_sha256(model)}
+            apply_lora(model, cfg.lora_rank, cfg.lora_alpha, [t.strip() for t in cfg.lora_targets.split(",")])
     else:
         tokenizer = make_tokenizer(cfg.tokenizer, text, cfg.vocab_size, verbose=True)
         model = GPT(cfg.model_config(tokenizer.vocab_size)).to(cfg.device)
@@ -270,16 +290,24 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
                          f"{cfg.data}: remove those characters from it, or fine-tune a model with a byte-level "
                          "BPE tokenizer (GPT-2's encodes any text)") from None
     batches = TokenBatches(ids, config.block_size, device=cfg.device)
-    opt = optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
-    if cfg.resume:
-        opt.load_state_dict(ckpt["optimizer_state"])
+    trainable = [p for p in model.parameters() if p.requires_grad]  # with LoRA: the adapters only
+    opt = optim.AdamW(trainable, lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
+    if cfg.resume and ckpt["optimizer_state"] is None:
+        log(f"{checkpoint_path(cfg.out)} holds no optimizer state: AdamW starts afresh (its moments at 0)")
+    elif cfg.resume:
+        load_optimizer_state(opt, model, ckpt["optimizer_state"])
     n_params = model.num_parameters()
     tokens_per_step = cfg.batch_size * cfg.grad_accum * config.block_size
     peak = gemm_peak_flops(device=cfg.device)
     log(f"corpus {cfg.data}: {len(text):,} characters -> {len(ids):,} tokens (vocabulary {tokenizer.vocab_size})")
-    log(f"model {cfg.init_from or cfg.preset}: {n_params:,} parameters, {config.n_layer} layers, "
+    log(f"model {source}: {n_params:,} parameters, {config.n_layer} layers, "
         f"{config.n_head} heads, {config.n_embd} wide, context {config.block_size}; "
         f"{tokens_per_step:,} tokens per step on {cfg.device}")
+    if lora_base:
+        lora = lora_settings(model)
+        log(f"LoRA rank {lora['rank']}, alpha {lora['alpha']:g} on {len(lora['targets'])} layers: "
+            f"{sum(p.size for p in trainable):,} parameters train ({sum(p.size for p in trainable) / n_params:.2%}),"
+            f" the rest are frozen; checkpoints hold the adapters, for the base {lora_base['base']}")
     if cfg.warmup_iters >= cfg.max_iters > first_step:   # a short trial run, most likely: say what it means
         last_lr = optim.cosine_lr(cfg.max_iters - 1, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
         log(f"note: the run ends inside its warmup (--warmup-iters {cfg.warmup_iters}, --max-iters "
@@ -299,7 +327,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
             history["val"].append(losses["val"])
             log(f"step {step:5d} | eval: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
             random_states = {"batches": rng.bit_generator.state, "dropout": backend_rng(np).bit_generator.state}
-            save_checkpoint(out, model, opt, tokenizer, step, {"train_config": asdict(cfg), "rng": random_states})
+            extra = {"train_config": asdict(cfg), "rng": random_states, **({"lora": lora_base} if lora_base else {})}
+            save_checkpoint(out, model, opt, tokenizer, step, extra)
             saved_step = step
             plot_losses(history, out / "loss.png")
         if cfg.sample_tokens and step > first_step and (step % cfg.sample_interval == 0 or last):
