@@ -16,13 +16,11 @@
 # 09's loop. GPT-2 is fine-tuned the same way (`tinyllm train --init-from gpt2`).
 
 # %%
-import importlib
-import inspect
-
 import matplotlib.pyplot as plt
 import numpy as np
 
-from shared import FAST, exercises_before, save_figure, small_trained_model
+from shared import (CODE_MODULES, FAST, HELD_OUT_MODULE, exercises_before, save_figure, small_trained_model,
+                    source_code)
 from tinyllm import Tensor, functional as F, manual_seed, optim
 from tinyllm.data import TokenBatches, load_corpus, train_val_split
 from tinyllm.model import GPT
@@ -85,19 +83,9 @@ save_figure(fig, "14_new_york_zoo.png")
 # in the source (backticks and dollar signs, mostly: a few hundred of ~375,000) are dropped.
 
 # %%
-TRAIN_MODULES = ["string", "shlex", "fractions", "heapq", "bisect", "colorsys", "fnmatch", "glob", "calendar",
-                 "difflib", "statistics", "csv", "getopt", "gettext", "netrc", "pprint", "quopri", "sched",
-                 "tabnanny", "textwrap"]
-
-
-def source_code(module_name: str) -> str:
-    """A module's source, keeping only the characters the tokenizer knows."""
-    return "".join(c for c in inspect.getsource(importlib.import_module(module_name)) if c in tok.index)
-
-
-code = "\n".join(source_code(name) for name in TRAIN_MODULES)
+code = "\n".join(source_code(name, tok) for name in CODE_MODULES)
 eval_chars = 3_000 if FAST else 8_000
-held_out_code = tok.encode(source_code("random")[:eval_chars])
+held_out_code = tok.encode(source_code(HELD_OUT_MODULE, tok)[:eval_chars])
 held_out_docs = tok.encode(train_val_split(load_corpus("pydoc"))["val"][:eval_chars])  # text it never trained on
 print(f"code to fine-tune on: {len(code):,} characters; held out: {eval_chars:,} of code, {eval_chars:,} of docs")
 print(code[:300])

@@ -32,6 +32,7 @@ def small_corpus(tmp_path_factory):
     ("generate.py", ["--preset", "baby", "--tokens", "2"], "context"),
     ("train_step.py", ["--steps", "1", "--presets", "baby"] + ([] if HAS_TORCH else ["--no-torch"]), "tokens/s"),
     ("train_step.py", ["--steps", "1", "--presets", "baby", "--profile"], "backward"),
+    ("lora.py", ["--preset", "baby", "--context", "64", "--steps", "1", "--quality-steps", "0"], "LoRA / full"),
 ])
 def test_a_bench_script_prints_its_table(script, args, header):
     result = run_bench(script, *args)

@@ -12,6 +12,9 @@ written to a temporary name and renamed, so a crash never leaves half a checkpoi
 ``load_checkpoint`` also reads OpenAI's GPT-2 as downloaded from Hugging Face (pretrained.py),
 so everything that samples from a checkpoint can sample from GPT-2.
 
+A quantized model (quantize.py) saves its integer weights and scales under their own
+names, and ``meta["quantized"]`` says how to build it again (bits, group size, embedding).
+
 A LoRA fine-tune (lora.py) saves only its adapters, ``model/...lora_A`` and ``lora_B``, and in
 ``meta["lora"]`` its settings and the base model it applies to: that checkpoint's path and the
 sha256 of its weights. Loading reads the base again and refuses it if its weights changed.
@@ -33,6 +36,7 @@ from .model import GPT, GPTConfig
 from .nn import skip_init
 from .optim import Optimizer
 from .pretrained import find_gpt2_download, load_gpt2
+from .quantize import quantization_of, quantize_model
 from .tokenizer import TOKENIZER_TYPES, Tokenizer
 
 FORMAT = "tinyllm-checkpoint-1"
@@ -56,6 +60,8 @@ def save_checkpoint(path, model: GPT, optimizer: Optimizer | None, tokenizer: To
     meta = {"format": FORMAT, "step": step, "config": model.config.to_dict(),
             "tokenizer": tokenizer.to_dict(), **(extra or {})}
     weights = model.state_dict()
+    if quantization_of(model) is not None:   # integer weights and their scales (quantize.py)
+        meta["quantized"] = quantization_of(model)
     lora = lora_settings(model)
     if lora is not None:   # the adapters only: the base's weights are in the base's own file
         if not {"base", "base_sha256"} <= set(meta.get("lora", {})):
@@ -122,6 +128,8 @@ def load_checkpoint(path, device: str | None = None, keep_lora: bool = False) ->
     else:
         with skip_init():  # the weights come from the file
             model = GPT(config)
+        if "quantized" in meta:   # the same integer and scale arrays, to be filled from the file
+            quantize_model(model, **meta["quantized"])
     try:
         model.load_state_dict(weights, strict="lora" not in meta)
         adapters = {name for name, p in model.named_parameters() if p.requires_grad}

@@ -6,6 +6,7 @@
     tinyllm predict "The for statement"  # the likeliest next tokens, as a table
     tinyllm eval --ckpt out --split val       # loss, perplexity, bits per character on a text
     tinyllm export --ckpt out --out my-gpt2  # as a Hugging Face GPT-2 (BPE models)
+    tinyllm quantize --ckpt out --bits 8 --out out-int8  # weights in 8 or 4 bits
     tinyllm tokenizer train --data FILE --vocab-size 512 --out tok.json
     tinyllm tokenizer encode --tokenizer tok.json "Hello world"
     tinyllm tokenizer decode --tokenizer tok.json 15496 995
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict_command(commands)
     _add_eval_command(commands)
     _add_export_command(commands)
+    _add_quantize_command(commands)
     _add_tokenizer_commands(commands)
     add_exercise_commands(commands)
     return parser
@@ -295,6 +297,40 @@ def _export(args: argparse.Namespace) -> int:
     directory = save_gpt2(ckpt["model"], ckpt["tokenizer"], args.out)
     print(f"wrote {directory}/: config.json, model.safetensors, vocab.json, merges.txt "
           f"(step {ckpt['step']} of {args.ckpt})")
+    return 0
+
+
+def _add_quantize_command(commands) -> None:
+    quantize = commands.add_parser(
+        "quantize", help="store a checkpoint's weights in 8 or 4 bits (a smaller model that samples and evaluates)",
+        description="Quantize every Linear layer's weight (round to nearest, symmetric, one float32 scale per "
+                    "group of weights) and write the result as a checkpoint: sample, predict and eval read it "
+                    "like any other; it does not train. 8 bits: a scale per output channel by default; 4 bits: "
+                    "packed two per byte, in groups of --group-size.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    quantize.add_argument("--ckpt", default="out", help=CHECKPOINT_HELP)
+    quantize.add_argument("--bits", type=int, choices=(8, 4), required=True, help="bits per weight")
+    quantize.add_argument("--group-size", type=int, default=None,
+                          help="weights per scale along each row (None: one scale per output channel with 8 "
+                               "bits, 64 with 4 bits); must divide the model's widths")
+    quantize.add_argument("--embedding", action="store_true",
+                          help="quantize the token embedding too (and the output layer tied to it)")
+    quantize.add_argument("--out", required=True, help="the directory for the quantized ckpt.npz")
+    quantize.set_defaults(run=_quantize)
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+    from .quantize import quantize_model
+    ckpt = load_checkpoint(args.ckpt, device="cpu")
+    group_size = args.group_size or (64 if args.bits == 4 else None)
+    quantize_model(ckpt["model"], args.bits, group_size, args.embedding)
+    path = save_checkpoint(args.out, ckpt["model"], None, ckpt["tokenizer"], ckpt["step"])
+    source = checkpoint_path(args.ckpt)
+    print(f"wrote {path}: {path.stat().st_size / 2**20:.1f} MiB, {args.bits}-bit weights"
+          f"{f' in groups of {group_size}' if group_size else ' with a scale per output channel'}"
+          + (f" (from {source}: {source.stat().st_size / 2**20:.1f} MiB, optimizer state included)"
+             if source.is_file() else ""))
     return 0
 
 

@@ -205,6 +205,11 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
              "Two thin products through the rank-r bottleneck: h = F.linear(self.dropout(x), self.lora_A) "
              "(..., n_in) -> (..., r), then F.linear(h, self.lora_B) -> (..., n_out). Return self.base(x) plus "
              "that times self.scale. Autograd does the backward: every piece is an op you wrote."),
+    "20.1": (["tests/test_quantize.py::test_quantize_by_hand",
+              "tests/test_quantize.py::test_the_error_is_at_most_half_a_step_per_element"],
+             "qmax = 2**(bits-1) - 1. View w as (n_out, n_in // group_size, group_size); scales = max |w| over "
+             "the last axis / qmax; divide each group by its scale (where a scale is 0, by 1 instead), round "
+             "with xp.rint and cast to int8. Return q reshaped to (n_out, n_in) and the scales as float32."),
 }
 
 

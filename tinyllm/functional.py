@@ -46,7 +46,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         grads = [(g2 @ weight.data).reshape(x.shape) if x.requires_grad else None,  # (N, out) @ (out, in)
                  g2.T @ x2 if weight.requires_grad else None]                       # (out, N) @ (N, in)
         if bias is not None:
-            grads.append(column_sums(g2))             # (N, out) -> (out,)
+            grads.append(column_sums(g2) if bias.requires_grad else None)  # (N, out) -> (out,)
         return tuple(grads)
         # END EXERCISE
     return from_op(out.reshape(*x.shape[:-1], n_out), parents, backward, "linear")

@@ -181,7 +181,7 @@ class GPT(Module):
 
     @property
     def device(self) -> str:
-        return self.wte.weight.device
+        return self.wpe.weight.device  # (wpe: never quantized, unlike wte)
 
     def forward(self, ids, targets=None, cache: list[dict] | None = None) -> tuple[Tensor, Tensor | None]:
         """ids (B, T) integer token ids -> logits (B, T, vocab_size), and the mean
@@ -190,7 +190,7 @@ class GPT(Module):
         ``cache``, for generation: a list of one dict per layer (start with ``new_cache()``),
         holding the keys and values of the positions already fed; ``ids`` then continue them.
         """
-        xp = array_module(self.wte.weight.data)
+        xp = array_module(self.wpe.weight.data)
         if cache is not None and not self.config.causal:
             raise ValueError("a KV cache serves a causal model, which writes left to right; this one "
                              "(causal=False) sees the whole text at once")

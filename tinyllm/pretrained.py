@@ -193,6 +193,9 @@ def load_gpt2(path: str | os.PathLike) -> tuple[GPT, ByteLevelBPE]:
 def save_gpt2(model: GPT, tokenizer: ByteLevelBPE, directory: str | os.PathLike) -> Path:
     """Write ``model`` and ``tokenizer`` as a Hugging Face GPT-2 directory: the four files ``load_gpt2``
     reads, which ``transformers``' ``GPT2LMHeadModel.from_pretrained`` and ``GPT2Tokenizer`` read too."""
+    if any(p.dtype.kind != "f" for p in model.parameters()):
+        raise ValueError("this model is quantized (integer weights), and GPT-2's files hold float weights: "
+                         "export the checkpoint it was quantized from")
     if not isinstance(tokenizer, ByteLevelBPE):
         raise ValueError(f"GPT-2's tokenizer is byte-level BPE, and this model's is a {type(tokenizer).__name__} "
                          "(train with --tokenizer bpe to export)")

@@ -265,6 +265,9 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     elif cfg.init_from:
         ckpt = load_checkpoint(cfg.init_from, device=cfg.device)
         model, tokenizer = ckpt["model"], ckpt["tokenizer"]
+        if "quantized" in ckpt["meta"]:
+            raise ValueError(f"{cfg.init_from} holds a quantized model, which computes but does not train: "
+                             "fine-tune the float checkpoint it was made from")
         if cfg.block_size is not None and cfg.block_size > model.config.block_size:
             raise ValueError(f"--block-size {cfg.block_size} is longer than the context of {cfg.init_from}'s "
                              f"model ({model.config.block_size} tokens): it can only be cropped")
