@@ -11,8 +11,9 @@ checkpoint the run writes (a full fine-tune: weights and AdamW's moments; LoRA: 
 and their moments).
 
 Part 2, quality: a char model pretrained on pydoc here, then fine-tuned on tinyshakespeare's
-first 90% (from --shakespeare, skipped when absent) for the same steps, fully and with LoRA,
-both through ``tinyllm.train``: the loss on the last 10%.
+first 90% (from --shakespeare, skipped when absent) for the same steps, fully and with LoRA
+(on --targets, and on every matrix of the blocks), all through ``tinyllm.train``: the loss
+on the last 10%.
 """
 from __future__ import annotations
 
@@ -98,13 +99,18 @@ def quality(args: argparse.Namespace) -> list[list[object]]:
     (work / "train.txt").write_text(train_val_split(text)["train"], encoding="utf-8")
     held_out = base["tokenizer"].encode(train_val_split(text)["val"])
     rows = [["pretrained on pydoc", "-", 0, f"{text_loss(base['model'], held_out):.3f}", "-"]]
-    for name, lr, lora_rank in (("full fine-tune", 1e-3, 0), (f"LoRA r={args.rank} {args.targets}", 3e-3, args.rank)):
+    every_matrix = "c_attn,c_proj,c_fc"
+    ways = [("full fine-tune", 1e-3, 0, args.targets), (f"LoRA r={args.rank} {args.targets}", 3e-3, args.rank,
+                                                         args.targets)]
+    if args.targets != every_matrix:
+        ways.append((f"LoRA r={args.rank} {every_matrix}", 3e-3, args.rank, every_matrix))
+    for i, (name, lr, lora_rank, targets) in enumerate(ways):
         print(f"{name}: {args.quality_steps} steps on tinyshakespeare ...", file=sys.stderr)
-        out = work / name.split()[0]
+        out = work / f"run{i}"
         began = time.perf_counter()
         train(TrainConfig(out=str(out), init_from=str(work / "base"), data=str(work / "train.txt"), lr=lr,
                           max_iters=args.quality_steps, eval_interval=args.quality_steps, warmup_iters=30,
-                          lora_rank=lora_rank, lora_targets=args.targets, lora_alpha=2 * args.rank, **quiet),
+                          lora_rank=lora_rank, lora_targets=targets, lora_alpha=2 * args.rank, **quiet),
               log=lambda line: None)
         seconds = time.perf_counter() - began
         model = load_checkpoint(out, keep_lora=True)["model"]   # LoRA's adapters apart, to count them

@@ -298,6 +298,9 @@ def test_generate_feeds_the_last_block_size_tokens_and_appends_each_draw():
         expected.append(int(logits.numpy()[0, -1].argmax()))
     assert ids == expected and seen == expected[3:]
     assert generate(model, [4], max_new_tokens=0) == [4]
+    stop = expected[7]    # the 5th token drawn: generation ends with it, whatever max_new_tokens says
+    first = expected.index(stop, 3)
+    assert generate(model, [1, 2, 3], max_new_tokens=12, top_k=1, stop_token=stop) == expected[:first + 1]
 
 
 @pytest.mark.parametrize("top_k,temperature", [(1, 1.0), (None, 0.9)], ids=["greedy", "seeded-sampling"])

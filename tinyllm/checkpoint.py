@@ -128,8 +128,8 @@ def load_checkpoint(path, device: str | None = None, keep_lora: bool = False) ->
     else:
         with skip_init():  # the weights come from the file
             model = GPT(config)
-        if "quantized" in meta:   # the same integer and scale arrays, to be filled from the file
-            quantize_model(model, **meta["quantized"])
+            if "quantized" in meta:   # the same integer and scale arrays, to be filled from the file
+                quantize_model(model, **meta["quantized"])
     try:
         model.load_state_dict(weights, strict="lora" not in meta)
         adapters = {name for name, p in model.named_parameters() if p.requires_grad}

@@ -7,6 +7,7 @@
     tinyllm eval --ckpt out --split val       # loss, perplexity, bits per character on a text
     tinyllm export --ckpt out --out my-gpt2  # as a Hugging Face GPT-2 (BPE models)
     tinyllm quantize --ckpt out --bits 8 --out out-int8  # weights in 8 or 4 bits
+    tinyllm chat --ckpt out/instruct     # questions to an instruction-tuned model (train --instructions)
     tinyllm tokenizer train --data FILE --vocab-size 512 --out tok.json
     tinyllm tokenizer encode --tokenizer tok.json "Hello world"
     tinyllm tokenizer decode --tokenizer tok.json 15496 995
@@ -22,6 +23,7 @@ import sys
 from .backend import default_device
 from .checkpoint import CHECKPOINT_HELP
 from .data import BPE_VOCAB_SIZE
+from .chat import add_chat_command
 from .exercises import add_exercise_commands
 
 DEVICE_HELP = "cpu or cuda (cuda needs CuPy: see the README); the default is TINYLLM_DEVICE when set"
@@ -43,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_command(commands)
     _add_export_command(commands)
     _add_quantize_command(commands)
+    add_chat_command(commands)
     _add_tokenizer_commands(commands)
     add_exercise_commands(commands)
     return parser
@@ -154,6 +157,9 @@ def _add_train_command(commands) -> None:
              "lora_alpha": "LoRA's update is scaled by --lora-alpha / --lora-rank",
              "lora_targets": "the Linear layers LoRA adapts, comma-separated: c_attn (q, k, v), c_proj "
                              "(attention and MLP outputs), c_fc (MLP input), or full names like h.0.attn.c_attn",
+             "instructions": "with --init-from: instruction-tune on this JSON Lines file ({\"instruction\", "
+                             "\"input\", \"output\"} per line; see tinyllm/instruct.py): answers in a fixed "
+                             "template, the loss on the answers only; --data is then unused",
              "tf32": "with --device cuda: float32 matmuls on TF32 tensor cores (faster, ~1e-3 relative error)"}
     for f in fields(TrainConfig):
         if f.type == "bool":

@@ -161,7 +161,8 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
              "new or full, so start model.new_cache() and cached = 0 then; else only the newest id); "
              "logits, _ = model(np.array([feed]), cache=cache if use_cache else None); cached += len(feed); "
              "probs = next_token_probs(to_numpy(logits.data[0, -1]), temperature, top_k, top_p); "
-             "token = int(rng.choice(len(probs), p=probs)); append it; on_token(token) when given."),
+             "token = int(rng.choice(len(probs), p=probs)); append it; on_token(token) when given; stop once "
+             "the token is stop_token."),
     "10.3": (["tests/test_train.py::test_cached_logits_match_full_forward",
               "tests/test_train.py::test_kv_cache_generation_equals_full_recompute[greedy]",
               "tests/test_train.py::test_kv_cache_generation_equals_full_recompute[seeded-sampling]"],
@@ -211,6 +212,10 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
              "qmax = 2**(bits-1) - 1. View w as (n_out, n_in // group_size, group_size); scales = max |w| over "
              "the last axis / qmax; divide each group by its scale (where a scale is 0, by 1 instead), round "
              "with xp.rint and cast to int8. Return q reshaped to (n_out, n_in) and the scales as float32."),
+    "21.1": (["tests/test_instruct.py::test_the_response_mask_counts_only_response_tokens"],
+             "ids = prompt + response (one array). inputs = ids[:-1], targets = ids[1:] (a copy: you change it): "
+             "position i predicts token i + 1. The first len(prompt) - 1 targets are prompt tokens: set them to "
+             "IGNORE_INDEX. Return (inputs, targets)."),
 }
 
 

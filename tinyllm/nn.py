@@ -183,6 +183,11 @@ def skip_init() -> Iterator[None]:
         _draw_weights = previous
 
 
+def initializing() -> bool:
+    """False inside ``skip_init``: a layer made now gets its numbers from a file, so it need not compute them."""
+    return _draw_weights
+
+
 def _normal(shape: tuple[int, ...], std: float) -> np.ndarray:
     """float32 samples from N(0, std²) from tinyllm's seeded generator (see ``manual_seed``)."""
     if not _draw_weights:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from . import functional as F
 from .backend import array_module
-from .nn import Linear, Module, Parameter
+from .nn import Linear, Module, Parameter, initializing
 from .tensor import Tensor
 
 BITS = (8, 4)
@@ -81,7 +81,13 @@ class QuantizedWeight(Module):
     """A weight matrix stored as integers and scales (``qweight``: int8, or uint8 with 4-bit pairs)."""
 
     def __init__(self, w, bits: int, group_size: int | None = None):
-        q, scales = quantize(w, bits, group_size)
+        if initializing():
+            q, scales = quantize(w, bits, group_size)
+        else:   # inside skip_init: the file being loaded holds them; zeros of the right shapes will do
+            n_out, n_in = w.shape
+            check_group_size(bits, group_size or n_in, n_in)
+            xp = array_module(w)
+            q, scales = xp.zeros((n_out, n_in), xp.int8), xp.zeros((n_out, n_in // (group_size or n_in)), xp.float32)
         self.bits, self.group_size = bits, group_size
         self.qweight = Parameter(pack_int4(q) if bits == 4 else q, requires_grad=False)
         self.scales = Parameter(scales, requires_grad=False)

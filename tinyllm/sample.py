@@ -119,8 +119,11 @@ def next_token_table(model: GPT, tokenizer, prompt: str, k: int = 10, bar_width:
 @no_grad()
 def generate(model: GPT, ids: Sequence[int], max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-             on_token: Callable[[int], None] | None = None, use_cache: bool = True) -> list[int]:
+             on_token: Callable[[int], None] | None = None, use_cache: bool = True,
+             stop_token: int | None = None) -> list[int]:
     """Continue ``ids`` by ``max_new_tokens`` sampled tokens; ``on_token`` sees each as it comes.
+    With ``stop_token`` (an instruction-tuned model's ``<|endoftext|>``), stop early once it is drawn
+    (it is the last token returned).
 
     With ``use_cache`` each new token costs one forward pass over one position, the
     keys and values of the earlier ones kept in a KV cache. Without it, every step
@@ -152,5 +155,7 @@ def generate(model: GPT, ids: Sequence[int], max_new_tokens: int, temperature: f
         ids.append(token)
         if on_token:
             on_token(token)
+        if token == stop_token:
+            break
     # END EXERCISE
     return ids

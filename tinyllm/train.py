@@ -20,6 +20,7 @@ from . import optim
 from .backend import check_device, default_device, manual_seed, rng as backend_rng, set_tf32, xp_for
 from .checkpoint import checkpoint_path, load_checkpoint, load_optimizer_state, save_checkpoint, weights_sha256
 from .data import BPE_VOCAB_SIZE, TokenBatches, encode_corpus, load_corpus, make_tokenizer
+from .instruct import InstructionBatches, read_instructions
 from .lora import apply_lora, lora_settings
 from .model import GPT, GPTConfig
 from .plots import plot_losses
@@ -63,6 +64,7 @@ class TrainConfig:
     lora_rank: int = 0             # with init_from: train LoRA adapters of this rank instead of every weight
     lora_alpha: float = 16.0       # LoRA's update is scaled by lora_alpha / lora_rank
     lora_targets: str = "c_attn"   # the Linear layers LoRA adapts, by name, comma-separated
+    instructions: str | None = None  # with init_from: instruction-tune on this JSONL file (instruct.py)
 
     def __post_init__(self) -> None:
         """Fill in the defaults that follow other settings (min_lr, vocab_size), and refuse, before
@@ -82,8 +84,9 @@ class TrainConfig:
         for name in ("max_iters", "warmup_iters", "sample_tokens", "min_lr", "weight_decay", "grad_clip", "lora_rank"):
             if getattr(self, name) < 0:
                 refuse(name, "0 or more")
-        if self.lora_rank and not (self.init_from or self.resume):
-            raise ValueError("--lora-rank adapts a trained model: give it one with --init-from")
+        for name in ("lora_rank", "instructions"):
+            if getattr(self, name) and not (self.init_from or self.resume):
+                raise ValueError(f"--{name.replace('_', '-')} adapts a trained model: give it one with --init-from")
         if self.min_lr > self.lr:   # the cosine would then raise the learning rate as it "decays"
             refuse("min_lr", f"at most --lr ({self.lr}), where the cosine decay starts")
         if not 0 <= self.beta2 < 1:
@@ -226,6 +229,27 @@ def _stop_if_diverged(cfg: TrainConfig, step: int, saved_step: int | None, value
                            f"try a lower --lr (this run's: {cfg.lr:g}){clip}")
 
 
+def _batches(cfg: TrainConfig, text: str, tokenizer, block_size: int, log: Callable[[str], None]):
+    """The data the run trains on, as batches, and the tokens in one of its sequences (on average):
+    the corpus' windows, or with ``cfg.instructions`` its examples (loss on the answers only)."""
+    if cfg.instructions:
+        batches = InstructionBatches(read_instructions(cfg.instructions), tokenizer, block_size, device=cfg.device)
+        log(f"instructions {cfg.instructions}: {len(batches.splits['train'])} training and "
+            f"{len(batches.splits['val'])} validation examples, the loss on the answers only"
+            + (f"; {batches.cut} left out, their prompts longer than the context" if batches.cut else ""))
+        return batches, batches.mean_length
+    try:
+        ids = encode_corpus(text, tokenizer, cache=True)
+    except ValueError as e:
+        if not cfg.init_from:
+            raise
+        raise ValueError(f"{e}. --init-from keeps the tokenizer of {cfg.init_from}, which cannot encode "
+                         f"{cfg.data}: remove those characters from it, or fine-tune a model with a byte-level "
+                         "BPE tokenizer (GPT-2's encodes any text)") from None
+    log(f"corpus {cfg.data}: {len(text):,} characters -> {len(ids):,} tokens (vocabulary {tokenizer.vocab_size})")
+    return TokenBatches(ids, block_size, device=cfg.device), block_size
+
+
 def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     """Run training as ``cfg`` says; returns the loss history. Checkpoints go to ``cfg.out``."""
     out = Path(cfg.out)
@@ -238,7 +262,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     started = time.perf_counter()
     manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)  # batches and loss estimates; dropout uses backend.rng
-    text = load_corpus(cfg.data, cfg.data_sha256)
+    text = load_corpus(cfg.data, cfg.data_sha256) if not cfg.instructions else ""
     first_step, saved_step = 0, None
     lora_base = None  # with LoRA: the base model's path and fingerprint, for the checkpoints
     source = cfg.init_from or cfg.preset  # where the model came from, for the log
@@ -284,15 +308,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
         tokenizer = make_tokenizer(cfg.tokenizer, text, cfg.vocab_size, verbose=True)
         model = GPT(cfg.model_config(tokenizer.vocab_size)).to(cfg.device)
     config = model.config
-    try:
-        ids = encode_corpus(text, tokenizer, cache=True)
-    except ValueError as e:
-        if not cfg.init_from:
-            raise
-        raise ValueError(f"{e}. --init-from keeps the tokenizer of {cfg.init_from}, which cannot encode "
-                         f"{cfg.data}: remove those characters from it, or fine-tune a model with a byte-level "
-                         "BPE tokenizer (GPT-2's encodes any text)") from None
-    batches = TokenBatches(ids, config.block_size, device=cfg.device)
+    batches, tokens_per_sequence = _batches(cfg, text, tokenizer, config.block_size, log)
     trainable = [p for p in model.parameters() if p.requires_grad]  # with LoRA: the adapters only
     opt = optim.AdamW(trainable, lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
     if cfg.resume and ckpt["optimizer_state"] is None:
@@ -300,9 +316,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     elif cfg.resume:
         load_optimizer_state(opt, model, ckpt["optimizer_state"])
     n_params = model.num_parameters()
-    tokens_per_step = cfg.batch_size * cfg.grad_accum * config.block_size
+    tokens_per_step = round(cfg.batch_size * cfg.grad_accum * tokens_per_sequence)
     peak = gemm_peak_flops(device=cfg.device)
-    log(f"corpus {cfg.data}: {len(text):,} characters -> {len(ids):,} tokens (vocabulary {tokenizer.vocab_size})")
     log(f"model {source}: {n_params:,} parameters, {config.n_layer} layers, "
         f"{config.n_head} heads, {config.n_embd} wide, context {config.block_size}; "
         f"{tokens_per_step:,} tokens per step on {cfg.device}")
