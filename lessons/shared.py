@@ -50,19 +50,40 @@ def small_trained_model(steps: int | None = None):
     Trained again when tinyllm's code changes (your exercises, fixed), and when the last
     run was stopped before its final step (its checkpoint then holds a half-trained model).
     """
+    from tinyllm.checkpoint import load_checkpoint
+    steps = steps or (20 if FAST else 600)
+    ckpt = load_checkpoint(trained_once(f"pydoc-baby-{steps}", max_iters=steps, eval_interval=steps, eval_iters=5,
+                                        log_interval=max(1, steps // 4), warmup_iters=min(100, steps // 10)))
+    return ckpt["model"].eval(), ckpt["tokenizer"]
+
+
+def reference_model(steps: int | None = None) -> Path:
+    """The checkpoint directory of a small GPT with a BPE tokenizer (1024 tokens) trained on the
+    Python reference, ``<|endoftext|>`` between its topics (``instruct.reference_corpus``), with
+    contexts of 256 tokens. Trained once and cached as ``small_trained_model`` is."""
+    from tinyllm.data import cache_dir
+    from tinyllm.instruct import reference_corpus
+    corpus = cache_dir() / "lessons" / "python-reference.txt"
+    corpus.parent.mkdir(parents=True, exist_ok=True)
+    corpus.write_text(reference_corpus(), encoding="utf-8")
+    steps = steps or (10 if FAST else 600)
+    return trained_once(f"reference-bpe-{steps}", data=str(corpus), tokenizer="bpe", vocab_size=1024, n_layer=2,
+                        block_size=256, batch_size=8, max_iters=steps, eval_interval=steps, eval_iters=5,
+                        log_interval=max(1, steps // 4), warmup_iters=min(50, steps // 10))
+
+
+def trained_once(name: str, **settings) -> Path:
+    """The checkpoint directory of ``train(TrainConfig(**settings))``, trained once and cached
+    under ``name`` and the code's version; trained again after a code change or a stopped run."""
     from tinyllm.checkpoint import checkpoint_path, load_checkpoint
     from tinyllm.data import cache_dir
     from tinyllm.train import TrainConfig, train
-    steps = steps or (20 if FAST else 600)
-    out = cache_dir() / "lessons" / f"pydoc-baby-{steps}-{code_version()}"
-    ckpt = load_checkpoint(out, device="cpu") if checkpoint_path(out).is_file() else None
-    if ckpt is None or ckpt["step"] < steps:
-        print(f"training a small model for {steps} steps (once; it is cached in {out}) ...")
-        train(TrainConfig(max_iters=steps, eval_interval=steps, eval_iters=5, sample_tokens=0,
-                          log_interval=max(1, steps // 4), warmup_iters=min(100, steps // 10), out=str(out),
-                          device="cpu"))
-        ckpt = load_checkpoint(out, device="cpu")
-    return ckpt["model"].eval(), ckpt["tokenizer"]
+    out = cache_dir() / "lessons" / f"{name}-{code_version()}"
+    done = checkpoint_path(out).is_file() and load_checkpoint(out, device="cpu")["step"] >= settings["max_iters"]
+    if not done:
+        print(f"training a small model for {settings['max_iters']} steps (once; it is cached in {out}) ...")
+        train(TrainConfig(sample_tokens=0, out=str(out), device="cpu", **settings))
+    return out
 
 
 # Python's own source code: the new text lessons 14 and 19 fine-tune on (twenty modules), and

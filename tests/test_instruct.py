@@ -1,7 +1,5 @@
 """Instruction tuning: the template, the response mask, padded batches, the pydoc dataset, end to end."""
-import json
 
-import numpy as np
 import pytest
 
 from tinyllm.instruct import (IGNORE_INDEX, InstructionBatches, encode_example, prompt_text, pydoc_instructions,
