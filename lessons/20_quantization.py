@@ -19,7 +19,8 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from shared import FAST, exercises_before, save_figure, small_trained_model
+from shared import FAST, GPT2_DIR, exercises_before, save_figure, small_trained_model
+from tinyllm.checkpoint import load_checkpoint
 from tinyllm.data import load_corpus, train_val_split
 from tinyllm.model import GPT, GPTConfig
 from tinyllm.nn import skip_init
@@ -138,6 +139,28 @@ for name, bits, group_size, embedding in (settings[0], settings[2], settings[6])
         quantize_model(gpt2_shape, bits, group_size, embedding)
     print(f"GPT-2 124M, {name}: {weight_bytes(gpt2_shape) / 2**20:.0f} MiB")
 del gpt2_shape
+
+# %% [markdown]
+# ## OpenAI's GPT-2, when its files are here
+# With the README's "OpenAI's GPT-2" download in `gpt2/` (`shared.GPT2_DIR`), the same ways
+# on the real model: its perplexity (per BPE token) on the start of pydoc's held-out text.
+
+# %%
+if (GPT2_DIR / "model.safetensors").is_file():
+    gpt2_tok = load_checkpoint(GPT2_DIR, device="cpu")["tokenizer"]
+    gpt2_text = gpt2_tok.encode(train_val_split(load_corpus("pydoc"))["val"][:2_000 if FAST else 8_000])
+    for name, bits, group_size, embedding in (settings[0], settings[2], settings[4], settings[6]):
+        gpt2 = load_checkpoint(GPT2_DIR, device="cpu")["model"]
+        if group_size and gpt2.config.n_embd % group_size:     # (a small stand-in for GPT-2 may be narrower)
+            print(f"GPT-2, {name}: skipped, groups of {group_size} do not divide its width {gpt2.config.n_embd}")
+            continue
+        if bits:
+            quantize_model(gpt2, bits, group_size, embedding)
+        print(f"GPT-2, {name:30s} {weight_bytes(gpt2) / 2**20:5.0f} MiB  perplexity "
+              f"{np.exp(text_loss(gpt2, gpt2_text)):.3f} on {len(gpt2_text):,} tokens")
+    del gpt2
+else:
+    print(f"no GPT-2 in {GPT2_DIR.resolve()}: see the README's \"OpenAI's GPT-2\" to download its four files")
 
 # %% [markdown]
 # ## From the command line

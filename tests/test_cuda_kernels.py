@@ -84,13 +84,15 @@ def test_a_wrong_kernel_is_caught(rng, monkeypatch):
     assert "tinyllm_gelu_backward_wrong" in calls
 
 
-def adamw_after_four_steps(device: str = "cpu") -> list[np.ndarray]:
+def adamw_after_four_steps(device: str = "cpu", groups: bool = False) -> list[np.ndarray]:
     """A vector and a matrix (the flat layout puts matrices first) after four AdamW steps with
-    weight decay, on ``device``: the parameters, then the moments m and v, as NumPy arrays."""
+    weight decay, on ``device``: the parameters, then the moments m and v, as NumPy arrays.
+    With ``groups``, two parameter groups decaying each by its own amount (the vector too)."""
     rng = np.random.default_rng(0)
     start = [rng.standard_normal(4), rng.standard_normal((3, 4))]
     params = [Parameter(Tensor(a, dtype=np.float32, device=device).data) for a in start]
-    opt = optim.AdamW(params, lr=0.1, betas=(0.9, 0.99), weight_decay=0.1)
+    given = [{"params": [params[0]], "weight_decay": 0.3}, {"params": [params[1]], "weight_decay": 0.1}]
+    opt = optim.AdamW(given if groups else params, lr=0.1, betas=(0.9, 0.99), weight_decay=0.1)
     for g in rng.standard_normal((4, 16)):
         params[0].grad = Tensor(g[:4], device=device)
         params[1].grad = Tensor(g[4:].reshape(3, 4), device=device)
@@ -122,10 +124,11 @@ def test_on_the_gpu_path_the_forward_keeps_no_array_its_backward_can_remake(name
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
-def test_adamw_kernel_matches_the_numpy_update(monkeypatch):
-    expected = adamw_after_four_steps()
+@pytest.mark.parametrize("groups", [False, True], ids=["default decay", "two groups"])
+def test_adamw_kernel_matches_the_numpy_update(groups, monkeypatch):
+    expected = adamw_after_four_steps(groups=groups)
     run_gpu_path_on_host(monkeypatch)
-    got = adamw_after_four_steps()
+    got = adamw_after_four_steps(groups=groups)
     assert calls == ["tinyllm_adamw"] * 4
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)

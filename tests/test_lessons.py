@@ -25,7 +25,7 @@ def run_lesson(lesson: Path, figures: Path, timeout: int = 300, **env) -> subpro
     env = {**os.environ, "TINYLLM_FAST": "1", "TINYLLM_FIGURES": str(figures), "MPLBACKEND": "Agg", **env}
     if (SHARED_DATA / "gpt2").is_dir():  # GPT-2's tokenizer files, for lesson 05
         env["TINYLLM_GPT2"] = str(SHARED_DATA / "gpt2")
-    if lesson.name.startswith("13"):     # its cells for OpenAI's weights run on a tiny GPT-2 of the same layout
+    if lesson.name.startswith(("13", "20")):   # their cells for OpenAI's weights run on a tiny GPT-2 of its layout
         env["TINYLLM_GPT2"] = str(TINY_GPT2)
     return subprocess.run([sys.executable, "-c", AS_A_NOTEBOOK, str(lesson)], cwd=lesson.parent, env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -39,6 +39,8 @@ def test_lesson_runs(lesson, tmp_path):
         assert "Hello world -> [15496, 995]" in result.stdout
     if lesson.name.startswith("13"):
         assert "after 'The cat sat on a' GPT-2 expects:" in result.stdout, result.stdout[-2000:]
+    if lesson.name.startswith("20"):
+        assert result.stdout.count("GPT-2, ") == 4, result.stdout[-2000:]
     row = next(line for line in (lesson.parent / "README.md").read_text().splitlines() if f"`{lesson.name}`" in line)
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(re.findall(r"`(\d\d_\w+\.png)`", row))
 

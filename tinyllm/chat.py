@@ -16,7 +16,8 @@ def add_chat_command(commands) -> None:
     from .backend import default_device
     from .checkpoint import CHECKPOINT_HELP
     chat = commands.add_parser("chat", help="ask an instruction-tuned model questions, one per line",
-                               description=__doc__.split("\n\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                               description=__doc__.split("\n\n")[1],
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     chat.add_argument("--ckpt", default="out", help=CHECKPOINT_HELP + "; instruction-tuned (train --instructions)")
     chat.add_argument("--max-new-tokens", type=int, default=200, help="the longest answer, in tokens")
     chat.add_argument("--temperature", type=float, default=0.7, help="below 1: safer; above 1: wilder")

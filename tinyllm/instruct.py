@@ -21,8 +21,8 @@ tokenizer's end-of-text as the stop):
     {output}<|endoftext|>
 
 ``InstructionBatches`` serves them to the training loop like ``TokenBatches`` serves windows,
-a batch padded per sequence to its longest example. ``pydoc_instructions`` builds a dataset from the Python reference that
-ships with CPython, needing no download.
+a batch padded per sequence to its longest example. ``pydoc_instructions`` builds a dataset
+from the Python reference that ships with CPython, needing no download.
 """
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from . import functional as F
+from .backend import to_device
 from .nn import Dropout, Linear, Module, Parameter, _normal
 from .tensor import Tensor
 
@@ -44,6 +45,8 @@ class LoRALinear(Module):
         self.rank, self.alpha, self.scale = rank, alpha, alpha / rank
         self.lora_A = Parameter(_normal((rank, in_features), 1 / math.sqrt(in_features)))  # x -> r numbers
         self.lora_B = Parameter(np.zeros((out_features, rank), np.float32))                 # zeros: ΔW = 0
+        for p in (self.lora_A, self.lora_B):   # on the base's device, in its dtype
+            p.data = to_device(p.data, base.weight.device).astype(base.weight.dtype, copy=False)
         self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -90,9 +93,7 @@ def apply_lora(model: Module, rank: int = 8, alpha: float = 16.0, targets: Seque
     for p in model.parameters():
         p.requires_grad = False
     for parent, attr, _ in chosen:
-        base = getattr(parent, attr)
-        lora = LoRALinear(base, rank, alpha, dropout).to(base.weight.device, dtype=base.weight.dtype)
-        setattr(parent, attr, lora)
+        setattr(parent, attr, LoRALinear(getattr(parent, attr), rank, alpha, dropout))
     return model
 
 

@@ -66,17 +66,19 @@ class Optimizer:
             return [{"params": params}]
         if not all(isinstance(g, dict) for g in params):
             raise ValueError("give the optimizer either parameters or parameter groups (dicts), not both")
+        groups = []
         for group in params:
             unknown = sorted(set(group) - {"params", *self.group_options})
             if "params" not in group or unknown:
                 raise ValueError(f"a parameter group holds 'params' and may set {list(self.group_options)}; "
                                  f"got {sorted(group)}")
-            group["params"] = list(group["params"])
+            group = {**group, "params": list(group["params"])}   # (the caller's dict stays as it was)
             if not all(isinstance(p, Parameter) for p in group["params"]):
                 raise ValueError("a parameter group's 'params' must be Parameters (e.g. model.parameters())")
             if group.get("weight_decay", 0.0) < 0:
                 raise ValueError(f"weight_decay must be 0 or more, got {group['weight_decay']}")
-        return params
+            groups.append(group)
+        return groups
 
     def _gather(self) -> None:
         """Copy every parameter into one flat array; each ``p.data`` becomes a view of its slice."""
