@@ -103,15 +103,17 @@ def main() -> None:
     parser.add_argument("--preset", default="gpt2", help="the model shape of part 2")
     parser.add_argument("--context", type=int, default=256)
     parser.add_argument("--no-memory", action="store_true", help="skip part 2")
+    parser.add_argument("--no-quality", action="store_true", help="skip part 1")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(memory_in_this_process(args.child, args.context)))
         return
     work = Path(tempfile.mkdtemp(prefix="bench-quantize-"))
-    rows = [row for tokenizer in args.tokenizers.split(",") for row in quality(tokenizer, args.steps, work)]
-    print(f"quality: baby models pretrained {args.steps} steps on pydoc; perplexity on pydoc's last 10%")
-    print_table(["tokenizer", "weights", "file KiB", "perplexity", "vs float32", "tokens/s scored"], rows)
+    if not args.no_quality:
+        rows = [row for tokenizer in args.tokenizers.split(",") for row in quality(tokenizer, args.steps, work)]
+        print(f"quality: baby models pretrained {args.steps} steps on pydoc; perplexity on pydoc's last 10%")
+        print_table(["tokenizer", "weights", "file KiB", "perplexity", "vs float32", "tokens/s scored"], rows)
     if not args.no_memory:
         print(f"\nmemory: {args.preset} shape, random weights; a fresh process loads the file and scores "
               f"1 x {args.context} tokens")
