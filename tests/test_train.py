@@ -355,8 +355,9 @@ def test_kill_and_resume_continues_bit_for_bit(tmp_path):
     with pytest.raises(KeyboardInterrupt):  # killed mid-run: the checkpoint of step 20 survives
         train(TrainConfig(out=str(tmp_path / "b"), **common), log=kill_at_step_25)
     resumed = train(TrainConfig(out=str(tmp_path / "b"), resume=True, **common), log=lambda line: None)
-    assert resumed["step"] == list(range(20, 40))
-    assert resumed["loss"] == straight["loss"][20:]  # exact equality, float for float
+    assert resumed["step"] == list(range(40))        # the history goes on from the checkpoint's
+    assert resumed["loss"] == straight["loss"]       # exact equality, float for float
+    assert resumed["eval_step"] == straight["eval_step"] == [0, 20, 40] and resumed["val"] == straight["val"]
 
 
 def test_a_failed_save_leaves_the_last_checkpoint_whole(tmp_path, monkeypatch):

@@ -48,7 +48,7 @@ def _chat(args: argparse.Namespace) -> int:
         text_of = tok.stream_decoder()
         answer = generate(model, ids, args.max_new_tokens, args.temperature, args.top_k, seed=args.seed,
                           stop_token=stop, on_token=lambda t: t == stop or print(text_of(t), end="", flush=True))
-        print()
+        print(flush=True)
         if answer[-1] != stop:
             print(f"[no end of text within {args.max_new_tokens} tokens: the answer was cut]", file=sys.stderr)
     return 0

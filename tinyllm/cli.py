@@ -181,7 +181,8 @@ def _train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; the last checkpoint in {cfg.out}/ is complete and loadable", file=sys.stderr)
         return 130
-    print(f"next: tinyllm sample --ckpt {cfg.out} --prompt \"...\"")
+    print(f"next: tinyllm chat --ckpt {cfg.out}" if cfg.instructions else
+          f"next: tinyllm sample --ckpt {cfg.out} --prompt \"...\"")
     return 0
 
 

@@ -251,7 +251,8 @@ def _batches(cfg: TrainConfig, text: str, tokenizer, block_size: int, log: Calla
 
 
 def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
-    """Run training as ``cfg`` says; returns the loss history. Checkpoints go to ``cfg.out``."""
+    """Run training as ``cfg`` says; returns the loss history (a resumed run's from its first step).
+    Checkpoints go to ``cfg.out``."""
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {cfg.out} is a file; it must be a directory (for ckpt.npz and loss.png)")
@@ -332,6 +333,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
             f"{cfg.max_iters}): the learning rate climbs to {last_lr:.2e}, never to --lr {cfg.lr:g}")
     out.mkdir(parents=True, exist_ok=True)
     history = {"step": [], "loss": [], "eval_step": [], "train": [], "val": []}
+    if cfg.resume:   # the curve goes on from where the checkpoint's run left it (loss.png shows it all)
+        history = {key: list(values) for key, values in ckpt["meta"].get("history", history).items()}
     prompt = document_start(tokenizer)   # the samples shown start a fresh text
 
     for step in range(first_step, cfg.max_iters + 1):
@@ -345,7 +348,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
             history["val"].append(losses["val"])
             log(f"step {step:5d} | eval: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
             random_states = {"batches": rng.bit_generator.state, "dropout": backend_rng(np).bit_generator.state}
-            extra = {"train_config": asdict(cfg), "rng": random_states, **({"lora": lora_base} if lora_base else {})}
+            extra = {"train_config": asdict(cfg), "rng": random_states, "history": history,
+                     **({"lora": lora_base} if lora_base else {})}
             save_checkpoint(out, model, opt, tokenizer, step, extra)
             saved_step = step
             plot_losses(history, out / "loss.png")
