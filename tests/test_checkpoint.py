@@ -70,3 +70,90 @@ def test_a_checkpoint_without_optimizer_state_resumes_with_a_fresh_optimizer_and
     history = train(TrainConfig(**{**common, "max_iters": 6}, resume=True), log=lines.append)
     assert any("holds no optimizer state: AdamW starts afresh" in line for line in lines), lines
     assert history["step"] == [4, 5]
+
+
+# --- a checkpoint from a stranger: refused before it costs time or memory -----------------------
+
+def saved(tmp_path, **change_meta):
+    """A small valid checkpoint's arrays and meta, with ``change_meta`` applied, written back."""
+    import json
+    model, opt = stepped_model_and_optimizer(steps=1)
+    path = save_checkpoint(tmp_path / "ok", model, opt, CharTokenizer("abcde"), step=1)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(str(arrays["meta"]))
+    for key, value in change_meta.items():
+        meta[key] = value(meta[key]) if callable(value) else value
+    arrays["meta"] = np.array(json.dumps(meta))
+    return arrays
+
+
+def write(path, arrays, savez=np.savez):
+    with open(path, "wb") as f:
+        savez(f, **arrays)
+    return path
+
+
+def test_a_config_that_contradicts_the_arrays_is_refused_before_any_model_is_built(tmp_path):
+    import time
+    arrays = saved(tmp_path, config=lambda c: {**c, "n_layer": 100_000})
+    began = time.perf_counter()
+    with pytest.raises(ValueError, match="its config does not fit its arrays: n_layer 100000 in its config, "
+                                         "1 in its arrays"):
+        load_checkpoint(write(tmp_path / "big.npz", arrays))
+    assert time.perf_counter() - began < 1.0                     # no model of that size was made
+    arrays = saved(tmp_path, config=lambda c: {**c, "vocab_size": 7})
+    with pytest.raises(ValueError, match="vocab_size 7 in its config, 5 in its arrays"):
+        load_checkpoint(write(tmp_path / "vocab.npz", arrays))
+
+
+def test_compressed_oversized_and_object_members_are_refused(tmp_path):
+    import zipfile
+    arrays = saved(tmp_path)
+    with pytest.raises(ValueError, match="member model/wte.weight is compressed"):
+        load_checkpoint(write(tmp_path / "zipped.npz", arrays, np.savez_compressed))
+    path = write(tmp_path / "longer.npz", arrays)
+    with zipfile.ZipFile(path, "a") as archive:                 # a member with bytes beyond its shape
+        header = np.lib.format.header_data_from_array_1_0(np.zeros(3, np.float32))
+        with archive.open("model/extra.npy", "w") as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            f.write(np.zeros(1000, np.float32).tobytes())
+    with pytest.raises(ValueError, match=r"member model/extra holds 4000 bytes, and its header declares \(3,\)"):
+        load_checkpoint(path)
+    with pytest.raises(ValueError, match="holds Python objects"):
+        load_checkpoint(write(tmp_path / "objects.npz", {**arrays, "model/x": np.array([{}], dtype=object)}))
+
+
+def test_a_tokenizer_larger_than_the_vocabulary_and_an_oversized_meta_are_refused(tmp_path, monkeypatch):
+    arrays = saved(tmp_path, tokenizer=CharTokenizer("abcdefgh").to_dict())
+    with pytest.raises(ValueError, match="its tokenizer has 8 tokens, more than the model's vocabulary of 5"):
+        load_checkpoint(write(tmp_path / "tok.npz", arrays))
+    import tinyllm.checkpoint
+    monkeypatch.setattr(tinyllm.checkpoint, "MAX_META_BYTES", 1000, raising=False)
+    with pytest.raises(ValueError, match="member meta holds [0-9,]+ bytes, more than the 1,000 allowed"):
+        load_checkpoint(write(tmp_path / "meta.npz", saved(tmp_path)))
+
+
+def test_fuzzed_checkpoints_load_or_fail_with_one_clear_error(tmp_path):
+    """Bytes flipped and files cut short: each ends in a ValueError or a model, quickly."""
+    import time
+    good = write(tmp_path / "good.npz", saved(tmp_path)).read_bytes()
+    rng = np.random.default_rng(0)
+    outcomes = {"loaded": 0, "refused": 0}
+    for i in range(300):
+        data = bytearray(good)
+        if i % 3 == 0:
+            data = data[:rng.integers(0, len(data))]                       # cut short
+        else:
+            for at in rng.integers(0, len(data), rng.integers(1, 8)):      # a few bytes changed
+                data[at] = rng.integers(0, 256)
+        path = tmp_path / "fuzzed.npz"
+        path.write_bytes(bytes(data))
+        began = time.perf_counter()
+        try:
+            load_checkpoint(path)
+            outcomes["loaded"] += 1
+        except ValueError:
+            outcomes["refused"] += 1
+        assert time.perf_counter() - began < 2.0, i
+    assert outcomes["refused"] > 150, outcomes

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import default_device, to_numpy
-from .files import write_atomically
+from .files import npz_shapes, write_atomically
 from .lora import apply_lora, lora_settings, merge_lora
 from .model import GPT, GPTConfig
 from .nn import skip_init
@@ -40,6 +40,7 @@ from .quantize import quantization_of, quantize_model
 from .tokenizer import TOKENIZER_TYPES, Tokenizer
 
 FORMAT = "tinyllm-checkpoint-1"
+MAX_META_BYTES = 64 * 2**20   # the JSON beside the arrays: settings, tokenizer, loss history
 CHECKPOINT_HELP = ("a checkpoint: its .npz file or the directory holding ckpt.npz (tinyllm train writes them), "
                    "or a directory holding GPT-2 from Hugging Face (config.json, model.safetensors, "
                    "vocab.json, merges.txt)")
@@ -112,14 +113,21 @@ def load_checkpoint(path, device: str | None = None, keep_lora: bool = False) ->
     try:
         if not zipfile.is_zipfile(path):   # (np.load would guess at a pickle, and suggest allowing one)
             raise ValueError("not an .npz file, which is a zip archive")
+        shapes = npz_shapes(path, max_bytes={"meta": MAX_META_BYTES})   # every member checked, none read yet
         with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-        meta = json.loads(str(arrays.pop("meta")))
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
-        config = GPTConfig(**meta["config"])
-        tok_data = meta["tokenizer"]
-        tokenizer = TOKENIZER_TYPES[tok_data["type"]].from_dict(tok_data)
+            meta = json.loads(str(f["meta"]))
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise ValueError(f"format {meta.get('format') if isinstance(meta, dict) else None!r}, "
+                                 f"expected {FORMAT!r}")
+            config = GPTConfig(**meta["config"])
+            if "lora" not in meta:
+                _check_shapes_fit(config, {k[len("model/"):]: v for k, v in shapes.items() if k.startswith("model/")})
+            tok_data = meta["tokenizer"]
+            tokenizer = TOKENIZER_TYPES[tok_data["type"]].from_dict(tok_data)
+            if tokenizer.vocab_size > config.vocab_size:
+                raise ValueError(f"its tokenizer has {tokenizer.vocab_size} tokens, more than the model's "
+                                 f"vocabulary of {config.vocab_size}")
+            arrays = {k: f[k] for k in f.files if k != "meta"}
     except (zipfile.BadZipFile, OSError, EOFError, KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path} is not a readable tinyllm checkpoint ({type(e).__name__}: {e})") from None
     weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
@@ -148,6 +156,20 @@ def load_checkpoint(path, device: str | None = None, keep_lora: bool = False) ->
             optimizer_state["state"].setdefault(state_name, {})[name] = arrays[key]
     return {"model": model, "tokenizer": tokenizer, "step": meta["step"], "meta": meta,
             "optimizer_state": optimizer_state}
+
+
+def _check_shapes_fit(config: GPTConfig, shapes: dict[str, tuple]) -> None:
+    """Refuse a config the file's own arrays contradict, before a model of its size is built
+    (a config claiming millions of layers must not be allocated first and found wrong after)."""
+    blocks = {name.split(".")[1] for name in shapes if name.startswith("h.")}
+    wte = shapes.get("wte.weight", shapes.get("wte.weight.qweight"))   # (quantized: its integers)
+    found = {"n_layer": len(blocks), "block_size, n_embd": shapes.get("wpe.weight"),
+             "vocab_size": wte and wte[0]}
+    wanted = {"n_layer": config.n_layer, "block_size, n_embd": (config.block_size, config.n_embd),
+              "vocab_size": config.vocab_size}
+    wrong = [f"{k} {wanted[k]} in its config, {found[k]} in its arrays" for k in wanted if found[k] != wanted[k]]
+    if wrong:
+        raise ValueError("its config does not fit its arrays: " + "; ".join(wrong))
 
 
 def _lora_model(path: Path, lora: dict, config: GPTConfig, device: str) -> GPT:
