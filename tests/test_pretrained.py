@@ -245,9 +245,10 @@ def test_train_init_from_fine_tunes_gpt2_and_resumes(tmp_path):
     assert not np.array_equal(ckpt["model"].h[0].attn.c_attn.weight.data, start.h[0].attn.c_attn.weight.data)
 
     resumed = train(TrainConfig(**{**settings, "max_iters": 60, "resume": True}), log=lines.append)
-    assert resumed["eval_step"] == [60] and load_checkpoint(tmp_path / "out")["step"] == 60
+    assert resumed["eval_step"] == [0, 40, 60] and load_checkpoint(tmp_path / "out")["step"] == 60
     without = {k: v for k, v in settings.items() if k != "init_from"}   # the checkpoint remembers it
-    assert train(TrainConfig(**{**without, "max_iters": 70, "resume": True}), log=lines.append)["eval_step"] == [70]
+    assert train(TrainConfig(**{**without, "max_iters": 70, "resume": True}),
+                 log=lines.append)["eval_step"] == [0, 40, 60, 70]
     with pytest.raises(ValueError, match="n_layer .--n-layer. must be left out with --init-from"):
         TrainConfig(init_from=str(TINY_GPT2), n_layer=4)
     with pytest.raises(ValueError, match="--block-size 32 is longer than the context of .*model .16 tokens."):

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from tinyllm.tokenizer import ByteLevelBPE, CharTokenizer, load_tokenizer, merge_pair, train_merges
+from tinyllm.tokenizer import GPT2_PATTERN, ByteLevelBPE, CharTokenizer, load_tokenizer, merge_pair, train_merges
 from tinyllm.tokenizer.train_bpe import count_words, train_merges_slowly
 
 
@@ -163,8 +163,8 @@ def test_bad_tokenizer_files_are_named(tmp_path):
     with pytest.raises(ValueError, match="holds a CharTokenizer, not a ByteLevelBPE"):
         ByteLevelBPE.load(bad)
     bad.write_text(json.dumps({"type": "ByteLevelBPE", "merges": [], "byte_ids": [0, 1], "special_tokens": {},
-                               "pattern": ""}))
-    with pytest.raises(ValueError, match="corrupt ByteLevelBPE file.*byte_ids must list 256 ids, found 2"):
+                               "pattern": GPT2_PATTERN}))
+    with pytest.raises(ValueError, match="corrupt ByteLevelBPE file.*byte_ids must be 256 distinct ids"):
         load_tokenizer(bad)
     for chars in ("", "aba"):
         with pytest.raises(ValueError, match="CharTokenizer needs a non-empty string of distinct characters"):
@@ -198,3 +198,55 @@ def test_char_tokenizer():
         tok.decode([8])
     with pytest.raises(ValueError, match="empty text"):
         CharTokenizer.train("")
+
+
+def untrusted(tmp_path, **change):
+    """A small valid BPE file with ``change`` made to it, as a stranger might send it."""
+    tok = ByteLevelBPE.train("the thin tin in the hat " * 50, 270, special_tokens=["<|endoftext|>"])
+    data = {**tok.to_dict(), **change}
+    path = tmp_path / "untrusted.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("change, problem", [
+    (dict(merges=[[0, 300, 256]]), "merge 0 joins id 300, which no byte or earlier merge defines"),
+    (dict(merges=[[0, 1, 256], [256, 2, 256]]), "merge 1 makes id 256, which is already defined"),
+    (dict(merges=[[0, 0, 256]] + [[255 + i, 255 + i, 256 + i] for i in range(1, 12)]),
+     "merge 10 makes a token of 2048 bytes, more than 1024"),                 # each merge doubles the token
+    (dict(merges=[[0, 1, 256]], special_tokens={"<|endoftext|>": 5}), "special token '<|endoftext|>' has id 5"),
+    (dict(merges=[[0, 1, 260]], special_tokens={}), r"its ids have gaps \(no token has id 256, 257, 258, 259\)"),
+    (dict(merges=[[0, 1, True]]), r"merge 0 is \[0, 1, true\]|merge 0 is \[0, 1, True\]"),
+    (dict(byte_ids=list(range(255)) + [0]), "byte_ids must be 256 distinct ids"),
+    (dict(pattern=r"(a+)+$"), "pre-tokenizer pattern is not GPT-2's"),
+])
+def test_an_untrusted_tokenizer_file_is_checked_before_use(change, problem, tmp_path):
+    with pytest.raises(ValueError, match=f"untrusted.json: corrupt ByteLevelBPE file .*{problem}"):
+        load_tokenizer(untrusted(tmp_path, **change))
+
+
+def test_a_trusted_custom_pattern_loads(tmp_path, monkeypatch):
+    import tinyllm.tokenizer.bpe as bpe
+    monkeypatch.setattr(bpe, "TRUSTED_PATTERNS", {GPT2_PATTERN, r"\w+|\W"})
+    assert load_tokenizer(untrusted(tmp_path, pattern=r"\w+|\W")).pattern == r"\w+|\W"
+
+
+def test_fuzzed_tokenizer_files_load_or_fail_with_one_clear_error(tmp_path):
+    good = untrusted(tmp_path).read_bytes()
+    rng = np.random.default_rng(0)
+    refused = 0
+    for i in range(300):
+        data = bytearray(good)
+        if i % 3 == 0:
+            data = data[:rng.integers(0, len(data))]
+        else:
+            for at in rng.integers(0, len(data), rng.integers(1, 6)):
+                data[at] = rng.choice(list(b'0123456789[],{}":'))      # JSON's own characters: still JSON, often
+        path = tmp_path / "fuzzed.json"
+        path.write_bytes(bytes(data))
+        try:
+            tok = load_tokenizer(path)
+            assert tok.decode(tok.encode("the thin hat")) == "the thin hat"   # what loads, works
+        except ValueError:
+            refused += 1
+    assert refused > 100

@@ -30,6 +30,11 @@ from .train_bpe import MergeProgress, count_words, merge_pair, train_merges
 END_OF_TEXT = "<|endoftext|>"   # GPT-2's special token between documents
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
+# A tokenizer file comes from anywhere: what loading one (from_dict, from_gpt2_files) accepts.
+TRUSTED_PATTERNS = {GPT2_PATTERN}   # a file's own regex could backtrack for ever; add yours if you trust it
+MAX_IDS = 1_000_000                 # GPT-2: 50,257
+MAX_TOKEN_BYTES = 1024              # GPT-2's longest token: 128 bytes; a merge chain must not build megabytes
+
 
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2's printable stand-in for each byte, used in its ``encoder.json`` and ``vocab.bpe``.
@@ -199,8 +204,10 @@ class ByteLevelBPE(Tokenizer):
 
     @classmethod
     def from_dict(cls, data: dict) -> "ByteLevelBPE":
-        if len(data["byte_ids"]) != 256:
-            raise ValueError(f"byte_ids must list 256 ids, found {len(data['byte_ids'])}")
+        if data["pattern"] not in TRUSTED_PATTERNS:
+            raise ValueError("its pre-tokenizer pattern is not GPT-2's, and a regular expression from a file "
+                             "could run for ever; if you trust it, add it to tinyllm.tokenizer.TRUSTED_PATTERNS")
+        _check_ids(data["merges"], data["byte_ids"], data["special_tokens"])
         return cls(data["merges"], data["byte_ids"], data["special_tokens"], data["pattern"])
 
     @classmethod
@@ -221,6 +228,10 @@ class ByteLevelBPE(Tokenizer):
             raise ValueError(f"{encoder_json} and {vocab_bpe} are not a GPT-2 tokenizer's files "
                              f"({type(e).__name__}: {e})") from None
         specials = {tok: i for tok, i in encoder.items() if tok.startswith("<|") and tok.endswith("|>")}
+        try:
+            _check_ids(merges, byte_ids, specials)
+        except ValueError as e:
+            raise ValueError(f"{encoder_json} and {vocab_bpe}: {e}") from None
         tok = cls(merges, byte_ids, specials)
         for token, i in encoder.items():  # the files must agree with each other
             if token not in specials and tok.vocab.get(i) != bytes(byte_decoder[c] for c in token):
@@ -246,6 +257,39 @@ class ByteLevelBPE(Tokenizer):
         merges = "#version: 0.2\n" + "".join(f"{spelled[a]} {spelled[b]}\n" for a, b, _ in self.merges)
         write_atomically(encoder_json, lambda f: f.write(text.encode("utf-8")))
         write_atomically(vocab_bpe, lambda f: f.write(merges.encode("utf-8")))
+
+
+def _check_ids(merges, byte_ids, special_tokens) -> None:
+    """Refuse ids a loaded tokenizer cannot stand on, before any token is built: 256 distinct byte
+    ids; each merge joining two ids defined before it into a new one, within MAX_TOKEN_BYTES;
+    special tokens on ids of their own; every id from 0 to the largest used, within MAX_IDS."""
+    def is_id(i) -> bool:
+        return isinstance(i, int) and not isinstance(i, bool) and 0 <= i < MAX_IDS
+    if len(byte_ids) != 256 or not all(map(is_id, byte_ids)) or len(set(byte_ids)) != 256:
+        raise ValueError(f"byte_ids must be 256 distinct ids from 0 to {MAX_IDS - 1}")
+    length = {i: 1 for i in byte_ids}          # id -> its token's length in bytes
+    if len(merges) > MAX_IDS:
+        raise ValueError(f"{len(merges):,} merges: more than the {MAX_IDS:,} ids a tokenizer may have")
+    for rank, merge in enumerate(merges):
+        if not (isinstance(merge, (list, tuple)) and len(merge) == 3 and all(map(is_id, merge))):
+            raise ValueError(f"merge {rank} is {merge!r}, not [left_id, right_id, new_id]")
+        a, b, new = merge
+        if a not in length or b not in length:
+            raise ValueError(f"merge {rank} joins id {a if a not in length else b}, which no byte or earlier "
+                             "merge defines")
+        if new in length:
+            raise ValueError(f"merge {rank} makes id {new}, which is already defined")
+        length[new] = length[a] + length[b]
+        if length[new] > MAX_TOKEN_BYTES:
+            raise ValueError(f"merge {rank} makes a token of {length[new]} bytes, more than {MAX_TOKEN_BYTES}")
+    for text, i in special_tokens.items():
+        if not (isinstance(text, str) and text and is_id(i)) or i in length:
+            raise ValueError(f"special token {text!r} has id {i!r}, which is not an id of its own")
+        length[i] = len(text)
+    missing = sorted(set(range(max(length) + 1)) - set(length))
+    if missing:
+        raise ValueError(f"its ids have gaps (no token has id {', '.join(map(str, missing[:5]))}"
+                         f"{' …' if len(missing) > 5 else ''}): the model's embedding rows would not match")
 
 
 def _split_on(text: str, specials: list[str]) -> list[str]:
