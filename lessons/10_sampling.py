@@ -80,11 +80,12 @@ for temperature in (0.5, 1.0, 1.5):
 # Each new token only adds one position. Its keys and values, and those of every
 # earlier position, never change, so the model can keep them (a *KV cache*, exercise
 # 10.3) and run each step on the one new position, instead of running every earlier
-# position through every layer again. Both paths give the same tokens. The cache does
-# not make a token's cost flat: the new query still reads every cached key, and
-# appending to the cache copies it, so the cost still grows with the context. In this
-# small model, over a few hundred tokens, that growth is small beside the rest of a
-# step; without the cache the cost grows with every token (the times printed below).
+# position through every layer again. Both paths give the same tokens. The cache's
+# arrays have room for a whole context from the start, and each step writes its new
+# position in place (appending would copy the whole cache at every token). The cost of
+# a token still grows a little with the context: the new query reads every cached key.
+# In this small model, over a few hundred tokens, that growth is small beside the rest
+# of a step; without the cache the cost grows with every token (the times printed below).
 # (Our trained model's context is only 64 characters, too short to
 # tell; the timing uses an untrained model with a 512-token context: speed does not
 # depend on the weights.)
@@ -115,5 +116,5 @@ assert ids == generate(long_context, tok.encode("\n"), n, temperature=1.0, seed=
 #   cached keys, until the context is full; then the cache is rebuilt at every step.
 #
 # **Exercises**: in `tinyllm/sample.py`, 10.1 top-k and top-p in `next_token_probs`,
-# 10.2 the loop of `generate`; 10.3 appending to the KV cache in
+# 10.2 the loop of `generate`; 10.3 writing into the KV cache in
 # `CausalSelfAttention.remember` (`tinyllm/model.py`).

@@ -335,13 +335,18 @@ def test_cached_logits_match_full_forward():
     ids = np.array([[1, 5, 2, 7, 3, 3]])
     full, _ = model(ids)
     cache = model.new_cache()
-    model(ids[:, :4], cache=cache)                 # prefill 4 positions
-    step, _ = model(ids[:, 4:5], cache=cache)      # then one position at a time
-    last, _ = model(ids[:, 5:6], cache=cache)
-    np.testing.assert_allclose(step.numpy()[0, 0], full.numpy()[0, 4], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(last.numpy()[0, 0], full.numpy()[0, 5], rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="exceeds the model's block_size"):
-        model(np.array([[1, 2, 3]]), cache=cache)  # 6 cached + 3 > 8
+    with no_grad():
+        model(ids[:, :4], cache=cache)                 # prefill 4 positions
+        step, _ = model(ids[:, 4:5], cache=cache)      # then one position at a time
+        buffer = cache[0]["k"]
+        last, _ = model(ids[:, 5:6], cache=cache)
+        assert cache[0]["k"] is buffer and buffer.shape[2] == 8   # written in place: room for the whole context
+        np.testing.assert_allclose(step.numpy()[0, 0], full.numpy()[0, 4], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(last.numpy()[0, 0], full.numpy()[0, 5], rtol=1e-5, atol=1e-6)
+        with pytest.raises(ValueError, match="exceeds the model's block_size"):
+            model(np.array([[1, 2, 3]]), cache=cache)  # 6 cached + 3 > 8
+    with pytest.raises(ValueError, match="a KV cache serves generation, where no gradient flows"):
+        model(ids[:, :1], cache=model.new_cache())
 
 
 def test_kill_and_resume_continues_bit_for_bit(tmp_path):

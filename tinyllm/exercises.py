@@ -166,8 +166,9 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
     "10.3": (["tests/test_train.py::test_cached_logits_match_full_forward",
               "tests/test_train.py::test_kv_cache_generation_equals_full_recompute[greedy]",
               "tests/test_train.py::test_kv_cache_generation_equals_full_recompute[seeded-sampling]"],
-             "If the cache holds k and v, concat the new ones after them on the time axis (2); store the "
-             "result back in the cache either way."),
+             "On first use, make cache['k'] and cache['v'] empty (B, H, cache['capacity'], D) arrays (array_module "
+             "of k.data). n = cache['length']: write k.data and v.data into positions n:n+T of the time axis (2), "
+             "add T to the length, and return Tensors of positions :n+T (views, not copies)."),
     "13.1": (["tests/test_pretrained.py::test_the_weights_transformers_saved_give_the_logits_transformers_computed",
               "tests/test_pretrained.py::test_the_older_hub_layout_loads_the_same_model"],
              "Drop the 'transformer.' prefix from every name. Pop lm_head.weight: it must equal wte.weight "

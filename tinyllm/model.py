@@ -18,8 +18,7 @@ import numpy as np
 from . import functional as F
 from .backend import array_module, device_of, to_device
 from .nn import GELU, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList
-from .ops import concat
-from .tensor import Tensor, no_grad
+from .tensor import Tensor, is_grad_enabled, no_grad
 
 
 @dataclass(frozen=True)
@@ -106,16 +105,23 @@ class CausalSelfAttention(Module):
     def remember(self, q: Tensor, k: Tensor, v: Tensor, cache: dict | None) -> tuple[Tensor, Tensor]:
         """What generation and pictures need from a forward; in training, (k, v) unchanged.
 
-        With a KV cache (generation, lesson 10) the keys and values of the positions fed
-        before are put in front of this step's, and the whole is kept for the next step.
+        With a KV cache (generation, lesson 10) this step's keys and values are written after
+        those of the positions fed before, and attention reads all of them.
         With ``keep_attention`` the attention weights are kept in ``self.attention``."""
         if cache is not None:
-            # The keys and values of earlier positions never change, so keep them and
-            # append this step's; then only the new queries need computing.
-            # BEGIN EXERCISE 10.3: KV cache: append this step's keys and values to the cached ones
-            if "k" in cache:
-                k, v = concat([cache["k"], k], axis=2), concat([cache["v"], v], axis=2)  # (B, H, T_past+T, D)
-            cache["k"], cache["v"] = k, v
+            # The keys and values of earlier positions never change, so keep them and add
+            # this step's; then only the new queries need computing. The cache's arrays have
+            # room for a whole context from the start: each step writes its T positions in
+            # place, where appending would copy everything cached, at every token.
+            # BEGIN EXERCISE 10.3: KV cache: write this step's keys and values after the cached ones, read all
+            B, H, T, D = k.shape
+            if "k" not in cache:                                   # (B, H, block_size, D), on first use
+                cache["k"] = array_module(k.data).empty((B, H, cache["capacity"], D), dtype=k.dtype)
+                cache["v"] = array_module(v.data).empty_like(cache["k"])
+            n = cache["length"]
+            cache["k"][:, :, n:n + T], cache["v"][:, :, n:n + T] = k.data, v.data
+            cache["length"] = n + T
+            k, v = Tensor(cache["k"][:, :, :n + T]), Tensor(cache["v"][:, :, :n + T])  # views: no copy
             # END EXERCISE
         if self.keep_attention:                                    # for pictures: (B, H, T, T_keys)
             self.attention = F.attention_weights(q.data, k.data, is_causal=self.is_causal)
@@ -194,7 +200,10 @@ class GPT(Module):
         if cache is not None and not self.config.causal:
             raise ValueError("a KV cache serves a causal model, which writes left to right; this one "
                              "(causal=False) sees the whole text at once")
-        past = cache[0]["k"].shape[2] if cache and "k" in cache[0] else 0
+        if cache is not None and is_grad_enabled():
+            raise ValueError("a KV cache serves generation, where no gradient flows: call the model "
+                             "under tinyllm.no_grad() (generate does)")
+        past = cache[0]["length"] if cache else 0
         ids = self._check_ids(ids, past)
         B, T = ids.shape
         if targets is not None:
@@ -211,8 +220,9 @@ class GPT(Module):
         # END EXERCISE
 
     def new_cache(self) -> list[dict]:
-        """An empty KV cache for ``forward(..., cache=...)``: one dict per layer."""
-        return [{} for _ in self.h]
+        """An empty KV cache for ``forward(..., cache=...)``: one dict per layer, with room for a
+        context of ``block_size`` positions (its arrays made on first use) and none filled yet."""
+        return [{"length": 0, "capacity": self.config.block_size} for _ in self.h]
 
     def _check_ids(self, ids, past: int = 0):
         ids = ids.data if isinstance(ids, Tensor) else ids
