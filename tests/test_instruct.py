@@ -45,7 +45,8 @@ def test_a_batch_is_padded_to_its_longest_example_and_the_last_tenth_is_validati
 def test_a_bad_line_is_named_with_its_file_and_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     cases = [('{"instruction": "Hi."}', r"bad.jsonl:2: missing or empty \['output'\]"),
-             ('{"instruction": "Hi.", "output": "Hello.", "answer": "x"}', r"bad.jsonl:2: unknown or not text: \['answer'\]"),
+             ('{"instruction": "Hi.", "output": "Hello.", "answer": "x"}',
+              r"bad.jsonl:2: unknown or not text: \['answer'\]"),
              ("not json", "bad.jsonl:2: not JSON"),
              ('{"instruction": "Hi.", "output": "Hello.", "split": "test"}', "bad.jsonl:2: 'split' is 'test'")]
     for line, message in cases:
@@ -57,7 +58,8 @@ def test_a_bad_line_is_named_with_its_file_and_line(tmp_path):
 def test_the_pydoc_dataset_is_deterministic_and_holds_out_whole_topics(tmp_path):
     examples = pydoc_instructions()
     assert examples == pydoc_instructions() and len(examples) > 100
-    topic = lambda e: e["instruction"].split(" ", 1)[1].replace("the grammar of ", "").replace("an example of ", "")  # noqa: E731
+    def topic(example: dict) -> str:   # "Show the grammar of X." -> "X."
+        return example["instruction"].split(" ", 1)[1].replace("the grammar of ", "").replace("an example of ", "")
     held_out = {topic(e) for e in examples if e["split"] == "val"}
     assert held_out and not held_out & {topic(e) for e in examples if e["split"] == "train"}
     assert read_instructions(write_instructions(examples, tmp_path / "pydoc.jsonl")) == examples   # round trip

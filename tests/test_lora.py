@@ -84,8 +84,9 @@ def test_lora_settings_rebuild_the_same_adapters():
 
 
 def test_bad_lora_settings_are_refused_by_name():
-    with pytest.raises(ValueError, match=r"LoRA targets \['q_proj'\] match no Linear layer of the model; "
-                                         r"its Linear layers are lm_head, c_attn, c_proj, c_fc \(or a full name such as h\.0\.attn\.c_attn\)"):
+    with pytest.raises(ValueError, match=r"LoRA targets \['q_proj'\] match no Linear layer of the model; its "
+                                         r"Linear layers are lm_head, c_attn, c_proj, c_fc \(or a full name such "
+                                         r"as h\.0\.attn\.c_attn\)"):
         apply_lora(small_gpt(), targets=("c_attn", "q_proj"))
     with pytest.raises(ValueError, match="LoRA rank must be between 1 and 16 for a 16 -> 48 layer, got 20"):
         apply_lora(small_gpt(), rank=20)
