@@ -7,6 +7,9 @@ first 90% (``--steps`` each), then each quantized every way ``tinyllm quantize``
 the checkpoint's size (weights only, no optimizer state, for float32 too), the perplexity on
 pydoc's last 10% and its change against float32, and the tokens/s of scoring that text.
 
+With GPT-2's files (``--gpt2 DIR``, the README's download), GPT-2 124M too, scored on the first
+``--gpt2-tokens`` tokens of that text.
+
 Part 2, memory: GPT-2 124M's shape with random weights (the weights cannot be downloaded on
 these machines; size and memory do not depend on them), saved in float32, int8 and int4;
 then one fresh process per file loads it and scores one window of ``--context`` tokens: the
@@ -64,6 +67,31 @@ def quality(tokenizer: str, steps: int, work: Path) -> list[list[object]]:
     return rows
 
 
+def gpt2_quality(directory: str, max_tokens: int) -> list[list[object]]:
+    """GPT-2 (its files in ``directory``) quantized every way its widths allow, on pydoc's held-out text."""
+    from tinyllm.checkpoint import load_checkpoint
+    from tinyllm.data import load_corpus, train_val_split
+    from tinyllm.quantize import quantize_model
+    from tinyllm.train import text_loss
+    first = load_checkpoint(directory, device="cpu")
+    held_out = first["tokenizer"].encode(train_val_split(load_corpus("pydoc"))["val"])[:max_tokens]
+    rows, reference = [], None
+    for label, bits, group_size, embedding in WAYS:
+        model = first["model"] if bits is None else load_checkpoint(directory, device="cpu")["model"]
+        if group_size and model.config.n_embd % group_size:
+            continue
+        if bits:
+            quantize_model(model, bits, group_size, embedding)
+        began = time.perf_counter()
+        loss = text_loss(model, held_out)
+        seconds = time.perf_counter() - began
+        reference = reference or math.exp(loss)
+        size = sum(p.data.nbytes for p in model.parameters())
+        rows.append(["gpt2", label, f"{size / 1024:.0f}", f"{math.exp(loss):.4f}",
+                     f"{math.exp(loss) / reference - 1:+.2%}", f"{len(held_out) / seconds:,.0f}"])
+    return rows
+
+
 def memory_in_this_process(path: str, context: int) -> dict:
     """Load the checkpoint at ``path`` and score one window: this fresh process's peak memory."""
     from tinyllm.checkpoint import load_checkpoint
@@ -104,6 +132,8 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=256)
     parser.add_argument("--no-memory", action="store_true", help="skip part 2")
     parser.add_argument("--no-quality", action="store_true", help="skip part 1")
+    parser.add_argument("--gpt2", default="gpt2", help="GPT-2's downloaded files, measured in part 1 when present")
+    parser.add_argument("--gpt2-tokens", type=int, default=20_000, help="held-out tokens GPT-2 is scored on")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -112,7 +142,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-quantize-"))
     if not args.no_quality:
         rows = [row for tokenizer in args.tokenizers.split(",") for row in quality(tokenizer, args.steps, work)]
-        print(f"quality: baby models pretrained {args.steps} steps on pydoc; perplexity on pydoc's last 10%")
+        if (Path(args.gpt2) / "model.safetensors").is_file():   # (its "file KiB": the weights it holds)
+            rows += gpt2_quality(args.gpt2, args.gpt2_tokens)
+        print(f"quality: baby models pretrained {args.steps} steps on pydoc; perplexity on pydoc's last 10%"
+              + (f" (GPT-2: its first {args.gpt2_tokens:,} tokens)" if rows[-1][0] == "gpt2" else ""))
         print_table(["tokenizer", "weights", "file KiB", "perplexity", "vs float32", "tokens/s scored"], rows)
     if not args.no_memory:
         print(f"\nmemory: {args.preset} shape, random weights; a fresh process loads the file and scores "

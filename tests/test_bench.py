@@ -33,7 +33,8 @@ def small_corpus(tmp_path_factory):
     ("train_step.py", ["--steps", "1", "--presets", "baby"] + ([] if HAS_TORCH else ["--no-torch"]), "tokens/s"),
     ("train_step.py", ["--steps", "1", "--presets", "baby", "--profile"], "backward"),
     ("lora.py", ["--preset", "baby", "--context", "64", "--steps", "1", "--quality-steps", "0"], "LoRA / full"),
-    ("quantize.py", ["--tokenizers", "char", "--steps", "3", "--preset", "baby", "--context", "16"], "vs float32"),
+    ("quantize.py", ["--tokenizers", "char", "--steps", "3", "--preset", "baby", "--context", "16", "--gpt2",
+                     str(BENCH.parent / "tests" / "data" / "tiny_gpt2"), "--gpt2-tokens", "200"], "gpt2"),
 ])
 def test_a_bench_script_prints_its_table(script, args, header):
     result = run_bench(script, *args)
