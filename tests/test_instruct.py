@@ -13,7 +13,8 @@ def tok():
     return ByteLevelBPE.train("Explain the with statement. It wraps a block." * 20, 270, special_tokens=[END_OF_TEXT])
 
 
-def test_the_response_mask_counts_only_response_tokens(tok):
+def test_the_response_mask_counts_only_response_tokens():
+    tok = ByteLevelBPE([], special_tokens={END_OF_TEXT: 256})   # bytes only: no training needed (exercise 5)
     example = {"instruction": "Explain with.", "output": "It wraps a block."}
     prompt, response = tok.encode(prompt_text(example)), tok.encode("It wraps a block.")
     eot = tok.special_tokens[END_OF_TEXT]
