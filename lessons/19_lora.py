@@ -24,8 +24,8 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from shared import CODE_MODULES, FAST, HELD_OUT_MODULE, exercises_before, save_figure, small_trained_model, \
-    source_code
+from shared import (CODE_MODULES, FAST, HELD_OUT_MODULE, exercises_before, save_figure, small_trained_model,
+                    source_code)
 from tinyllm import Tensor, optim
 from tinyllm.data import TokenBatches, load_corpus, train_val_split
 from tinyllm.lora import LoRALinear, apply_lora, lora_settings, merge_lora

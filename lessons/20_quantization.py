@@ -11,8 +11,8 @@
 #
 # A trained weight is a float32: 4 bytes. Inference needs far less precision than that.
 # Storing each weight as a small integer q and one float scale s per group of weights,
-# w ≈ q · s, shrinks a model nearly 4× (8 bits) or nearly 8× (4 bits) (GPT-2 124M's sizes
-# are counted at the end), so that larger models fit on smaller machines. The model then
+# w ≈ q · s, shrinks a model about 4× (8 bits) or 6 to 7× (4 bits, with its scales; GPT-2
+# 124M's sizes are counted at the end), so that larger models fit on smaller machines. The model then
 # computes as before, with each weight replaced by q · s.
 
 # %%

@@ -16,7 +16,11 @@ def add_chat_command(commands) -> None:
     from .backend import default_device
     from .checkpoint import CHECKPOINT_HELP
     chat = commands.add_parser("chat", help="ask an instruction-tuned model questions, one per line",
-                               description=__doc__.split("\n\n")[1],
+                               description="Each line read becomes the instruction of the template "
+                                           "(tinyllm/instruct.py); the model writes the answer, streamed, until "
+                                           "it draws <|endoftext|> or reaches --max-new-tokens. Questions come "
+                                           "from the keyboard (an empty line ends) or from a pipe, one per line: "
+                                           "tinyllm chat --ckpt out/instruct < questions.txt",
                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     chat.add_argument("--ckpt", default="out", help=CHECKPOINT_HELP + "; instruction-tuned (train --instructions)")
     chat.add_argument("--max-new-tokens", type=int, default=200, help="the longest answer, in tokens")
