@@ -35,6 +35,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def server(monkeypatch):
     for name in ("no_proxy", "NO_PROXY"):  # a machine's http_proxy must not catch requests to ourselves
         monkeypatch.setenv(name, "127.0.0.1,localhost")
+    monkeypatch.setenv("TINYLLM_ALLOW_HTTP", "1")   # this server speaks plain http
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -62,6 +63,26 @@ def test_a_bad_download_leaves_nothing_behind(server):
     with pytest.raises(RuntimeError, match="could not download .*missing.txt"):
         load_corpus(f"{server}/missing.txt")
     assert list((cache_dir() / "downloads").glob("*")) == []
+
+
+def test_plain_http_needs_a_hash_or_an_opt_in_and_downloads_have_a_size_cap(server, monkeypatch):
+    monkeypatch.delenv("TINYLLM_ALLOW_HTTP")
+    with pytest.raises(ValueError, match="plain http can be changed on its way here; give the file's sha256"):
+        load_corpus(f"{server}/plain.txt")
+    sha = hashlib.sha256(TEXT.encode()).hexdigest()
+    assert load_corpus(f"{server}/plain.txt", sha256=sha) == TEXT     # a hash makes http safe enough
+    monkeypatch.setenv("TINYLLM_MAX_DOWNLOAD_MB", "0.005")              # 5,000 bytes; TEXT is 8,800
+    with pytest.raises(ValueError, match="is larger than 0.005 MB, the most tinyllm downloads"):
+        load_corpus(f"{server}/big.txt", sha256=sha)
+    assert list((cache_dir() / "downloads").glob("*big*")) == []       # nothing half-written
+
+
+def test_a_local_corpus_is_checked_against_the_hash_given(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text(TEXT)
+    assert load_corpus(str(path), sha256=hashlib.sha256(TEXT.encode()).hexdigest()) == TEXT
+    with pytest.raises(ValueError, match="corpus.txt does not have sha256 0000"):
+        load_corpus(str(path), sha256="0" * 64)
 
 
 def test_a_bpe_made_for_documents_joined_by_endoftext_keeps_it_one_token():

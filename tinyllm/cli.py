@@ -124,7 +124,8 @@ def _add_train_command(commands) -> None:
                     "before it can overwrite the last checkpoint.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     helps = {"data": DATA_HELP,
-             "data_sha256": "expected sha256 of a downloaded corpus (checked before use)",
+             "data_sha256": "expected sha256 of the corpus, a file or a download (checked before use; a plain "
+                            "http URL needs it)",
              "tokenizer": "'char', 'bpe' (trained on the corpus; '<|endoftext|>' in it stays one token) "
                           "or a tokenizer JSON file",
              "vocab_size": f"vocabulary size of a new BPE tokenizer, --tokenizer bpe (None: {BPE_VOCAB_SIZE})",

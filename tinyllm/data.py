@@ -46,6 +46,10 @@ def download(url: str, sha256: str | None = None, log=print) -> Path:
     the server's Content-Length and, when given, ``sha256``, and only then renamed
     into place: a failed or interrupted download leaves nothing behind.
     """
+    if url.startswith("http://") and not sha256 and os.environ.get("TINYLLM_ALLOW_HTTP") != "1":
+        raise ValueError(f"{url}: plain http can be changed on its way here; give the file's sha256 "
+                         "(--data-sha256), or use https (or set TINYLLM_ALLOW_HTTP=1 to take it anyway)")
+    cap = float(os.environ.get("TINYLLM_MAX_DOWNLOAD_MB", 1024)) * 1e6   # a corpus, not a disk's worth
     name = Path(urllib.request.url2pathname(url.split("?")[0])).name or "download"
     path = cache_dir() / "downloads" / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{name}"
     if path.is_file():
@@ -59,9 +63,12 @@ def download(url: str, sha256: str | None = None, log=print) -> Path:
         with urllib.request.urlopen(url, timeout=30) as response:
             total = int(response.headers.get("Content-Length") or 0)
             for chunk in iter(lambda: response.read(1 << 16), b""):
+                size += len(chunk)
+                if max(size, total) > cap:
+                    raise ValueError(f"{url} is larger than {cap / 1e6:g} MB, the most tinyllm downloads "
+                                     "(set TINYLLM_MAX_DOWNLOAD_MB to allow more)")
                 f.write(chunk)
                 digest.update(chunk)
-                size += len(chunk)
                 done = f" of {total / 1e6:.2f} MB ({size / total:.0%})" if total else " MB"
                 print(f"\rdownloading {url}: {size / 1e6:.2f}{done}", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
@@ -79,8 +86,9 @@ def download(url: str, sha256: str | None = None, log=print) -> Path:
 
 def load_corpus(name_or_path: str, sha256: str | None = None) -> str:
     """``"pydoc"``: the English reference text inside every CPython (``pydoc_data.topics``);
-    an ``http(s)://`` URL: downloaded once into the cache (checked against ``sha256`` if given);
-    anything else: a UTF-8 text file."""
+    an ``http(s)://`` URL: downloaded once into the cache (plain http only with ``sha256``, or
+    TINYLLM_ALLOW_HTTP=1; at most TINYLLM_MAX_DOWNLOAD_MB, 1024 by default); anything else: a
+    UTF-8 text file. A file or download is checked against ``sha256`` when it is given."""
     if name_or_path == "pydoc":
         try:
             from pydoc_data.topics import topics
@@ -93,6 +101,8 @@ def load_corpus(name_or_path: str, sha256: str | None = None) -> str:
         path = download(name_or_path, sha256) if is_url else Path(name_or_path)
         if not path.is_file():
             raise FileNotFoundError(f"no corpus file at {path} (use a text file, a URL or 'pydoc')")
+        if sha256 and not is_url and _sha256_of_file(path) != sha256.lower():
+            raise ValueError(f"{path} does not have sha256 {sha256} (--data-sha256)")
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as e:

@@ -32,7 +32,7 @@ from .tensor import Tensor, no_grad
 class TrainConfig:
     """Every knob of a run. The defaults train a small char-level GPT on ``pydoc`` in minutes on 2 cores."""
     data: str = "pydoc"            # "pydoc", a text file or an http(s) URL
-    data_sha256: str | None = None # expected sha256 of a downloaded corpus
+    data_sha256: str | None = None # expected sha256 of the corpus file or download
     tokenizer: str = "char"        # "char", "bpe" or a tokenizer JSON file
     vocab_size: int | None = None  # for a new BPE tokenizer; None: BPE_VOCAB_SIZE
     preset: str = "baby"           # model shape (see GPTConfig.from_preset)
