@@ -50,7 +50,7 @@ def dequantize(q, scales):
     """The float32 weights ``q`` stands for: each group's integers times its scale."""
     n_out, n_in = q.shape
     groups = q.reshape(n_out, scales.shape[1], -1)             # (n_out, G, group_size)
-    return (groups * scales[..., None]).reshape(n_out, n_in).astype(scales.dtype)
+    return (groups * scales[..., None]).reshape(n_out, n_in).astype(scales.dtype, copy=False)
 
 
 def check_group_size(bits: int, group_size: int, width: int, name: str = "a weight") -> None:
