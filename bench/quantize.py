@@ -43,52 +43,52 @@ def quality(tokenizer: str, steps: int, work: Path) -> list[list[object]]:
     """Pretrain one model, quantize it every way, and score each on pydoc's held-out 10%."""
     from tinyllm.checkpoint import load_checkpoint, save_checkpoint
     from tinyllm.data import load_corpus, train_val_split
-    from tinyllm.quantize import quantize_model
-    from tinyllm.train import TrainConfig, text_loss, train
+    from tinyllm.train import TrainConfig, train
     out = work / tokenizer
     print(f"pretraining a baby {tokenizer} model on pydoc for {steps} steps ...", file=sys.stderr, flush=True)
     train(TrainConfig(out=str(out), tokenizer=tokenizer, vocab_size=512 if tokenizer == "bpe" else None,
                       max_iters=steps, eval_interval=steps, eval_iters=1, sample_tokens=0, log_interval=10**6),
           log=lambda line: None)
-    ckpt = load_checkpoint(out)
-    held_out = ckpt["tokenizer"].encode(train_val_split(load_corpus("pydoc"))["val"])
-    rows, reference = [], None
-    for label, bits, group_size, embedding in WAYS:
-        model = load_checkpoint(out)["model"]
-        if bits:
-            quantize_model(model, bits, group_size, embedding)
-        path = save_checkpoint(work / f"{tokenizer}-{label.replace(' ', '_')}", model, None, ckpt["tokenizer"], 0)
-        began = time.perf_counter()
-        loss = text_loss(model, held_out)
-        seconds = time.perf_counter() - began
-        reference = reference or math.exp(loss)
-        rows.append([tokenizer, label, f"{path.stat().st_size / 1024:.0f}", f"{math.exp(loss):.4f}",
-                     f"{math.exp(loss) / reference - 1:+.2%}", f"{len(held_out) / seconds:,.0f}"])
-    return rows
+    tok = load_checkpoint(out)["tokenizer"]
+    held_out = tok.encode(train_val_split(load_corpus("pydoc"))["val"])
+
+    def file_kib(model, label: str) -> float:   # the checkpoint each way writes, without optimizer state
+        path = save_checkpoint(work / f"{tokenizer}-{label.replace(' ', '_')}", model, None, tok, 0)
+        return path.stat().st_size / 1024
+    return score_every_way(out, tokenizer, held_out, file_kib)
 
 
 def gpt2_quality(directory: str, max_tokens: int) -> list[list[object]]:
-    """GPT-2 (its files in ``directory``) quantized every way its widths allow, on pydoc's held-out text."""
+    """GPT-2 (its files in ``directory``) quantized every way its widths allow, on pydoc's held-out text;
+    its size: the bytes of the weights it holds (no file written)."""
     from tinyllm.checkpoint import load_checkpoint
     from tinyllm.data import load_corpus, train_val_split
+    tok = load_checkpoint(directory, device="cpu")["tokenizer"]
+    held_out = tok.encode(train_val_split(load_corpus("pydoc"))["val"])[:max_tokens]
+    return score_every_way(directory, "gpt2", held_out,
+                           lambda model, label: sum(p.data.nbytes for p in model.parameters()) / 1024)
+
+
+def score_every_way(source, name: str, held_out: list[int], size_kib) -> list[list[object]]:
+    """The model at ``source`` loaded afresh and quantized each of the WAYS its width allows: its
+    size (``size_kib(model, label)``), perplexity on ``held_out``, the change from float32, tokens/s."""
+    from tinyllm.checkpoint import load_checkpoint
     from tinyllm.quantize import quantize_model
     from tinyllm.train import text_loss
-    first = load_checkpoint(directory, device="cpu")
-    held_out = first["tokenizer"].encode(train_val_split(load_corpus("pydoc"))["val"])[:max_tokens]
     rows, reference = [], None
     for label, bits, group_size, embedding in WAYS:
-        model = first["model"] if bits is None else load_checkpoint(directory, device="cpu")["model"]
+        model = load_checkpoint(source, device="cpu")["model"]
         if group_size and model.config.n_embd % group_size:
             continue
         if bits:
             quantize_model(model, bits, group_size, embedding)
+        size = size_kib(model, label)
         began = time.perf_counter()
         loss = text_loss(model, held_out)
         seconds = time.perf_counter() - began
         reference = reference or math.exp(loss)
-        size = sum(p.data.nbytes for p in model.parameters())
-        rows.append(["gpt2", label, f"{size / 1024:.0f}", f"{math.exp(loss):.4f}",
-                     f"{math.exp(loss) / reference - 1:+.2%}", f"{len(held_out) / seconds:,.0f}"])
+        rows.append([name, label, f"{size:.0f}", f"{math.exp(loss):.4f}", f"{math.exp(loss) / reference - 1:+.2%}",
+                     f"{len(held_out) / seconds:,.0f}"])
     return rows
 
 

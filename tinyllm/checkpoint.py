@@ -61,8 +61,9 @@ def save_checkpoint(path, model: GPT, optimizer: Optimizer | None, tokenizer: To
     meta = {"format": FORMAT, "step": step, "config": model.config.to_dict(),
             "tokenizer": tokenizer.to_dict(), **(extra or {})}
     weights = model.state_dict()
-    if quantization_of(model) is not None:   # integer weights and their scales (quantize.py)
-        meta["quantized"] = quantization_of(model)
+    quantized = quantization_of(model)
+    if quantized is not None:   # integer weights and their scales (quantize.py)
+        meta["quantized"] = quantized
     lora = lora_settings(model)
     if lora is not None:   # the adapters only: the base's weights are in the base's own file
         if not {"base", "base_sha256"} <= set(meta.get("lora", {})):
@@ -140,9 +141,10 @@ def load_checkpoint(path, device: str | None = None, keep_lora: bool = False) ->
                 quantize_model(model, **meta["quantized"])
     try:
         model.load_state_dict(weights, strict="lora" not in meta)
-        adapters = {name for name, p in model.named_parameters() if p.requires_grad}
-        if "lora" in meta and set(weights) != adapters:
-            raise KeyError(f"the adapters differ: {sorted(set(weights) ^ adapters)}")
+        if "lora" in meta:
+            adapters = {name for name, p in model.named_parameters() if p.requires_grad}
+            if set(weights) != adapters:
+                raise KeyError(f"the adapters differ: {sorted(set(weights) ^ adapters)}")
     except (KeyError, ValueError) as e:
         raise ValueError(f"{path} does not fit its own model config ({e})") from None
     model.to(device)

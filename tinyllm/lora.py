@@ -65,19 +65,12 @@ class LoRALinear(Module):
         return f"{in_f} -> {out_f}, rank={self.rank}, alpha={self.alpha:g}, dropout={self.dropout.p:g}"
 
 
-def _children_of_type(model: Module, kind: type) -> list[tuple[Module, str, str]]:
-    """(parent, attribute, dotted name) of every ``kind`` layer below ``model`` (not inside a LoRALinear)."""
-    return [(parent, attr, f"{name}.{attr}" if name else attr) for name, parent in model.named_modules()
-            if not isinstance(parent, LoRALinear) for attr, child in parent.named_children()
-            if isinstance(child, kind)]
-
-
 def apply_lora(model: Module, rank: int = 8, alpha: float = 16.0, targets: Sequence[str] = DEFAULT_TARGETS,
                dropout: float = 0.0) -> Module:
     """Freeze every parameter of ``model`` and wrap each Linear named in ``targets`` in a
     ``LoRALinear``, in place; returns ``model``. A target matches a layer's own name
     ("c_attn" matches every block's) or its whole dotted name ("h.0.attn.c_attn")."""
-    layers = _children_of_type(model, Linear)
+    layers = model.layers_of_type(Linear, not_inside=LoRALinear)  # (not a LoRA's own base)
     chosen = [(parent, attr, name) for parent, attr, name in layers if attr in targets or name in targets]
     unmatched = [t for t in targets if not any(t in (attr, name) for _, attr, name in layers)]
     if unmatched or not targets:
@@ -100,7 +93,7 @@ def apply_lora(model: Module, rank: int = 8, alpha: float = 16.0, targets: Seque
 def lora_settings(model: Module) -> dict | None:
     """rank, alpha, dropout and the adapted layers' names of a model ``apply_lora`` changed
     (what ``apply_lora`` needs to do it again); None for a plain model."""
-    layers = _children_of_type(model, LoRALinear)
+    layers = model.layers_of_type(LoRALinear)
     if not layers:
         return None
     first = getattr(layers[0][0], layers[0][1])
@@ -112,7 +105,7 @@ def merge_lora(model: Module) -> Module:
     """Fold every LoRA update into its layer's weight, W ← W + (alpha/r)·B A, put the plain
     Linear back, and make every parameter trainable again, as a freshly built model's; returns
     ``model`` (a plain model passes through unchanged)."""
-    layers = _children_of_type(model, LoRALinear)
+    layers = model.layers_of_type(LoRALinear)
     for parent, attr, _ in layers:
         lora = getattr(parent, attr)
         lora.base.weight.data = lora.merged_weight()

@@ -64,6 +64,13 @@ class Module:
         """This module and every module below it."""
         return (m for _, m in self.named_modules())
 
+    def layers_of_type(self, kind: type, not_inside: type | tuple = ()) -> list[tuple["Module", str, str]]:
+        """(parent, attribute, dotted name) of every ``kind`` module below this one, but those held
+        by a ``not_inside`` module: where ``setattr(parent, attribute, new)`` swaps a layer."""
+        return [(parent, attr, f"{name}.{attr}" if name else attr) for name, parent in self.named_modules()
+                if not isinstance(parent, not_inside) for attr, child in parent.named_children()
+                if isinstance(child, kind)]
+
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """(dotted name, parameter) pairs; a parameter shared by two modules appears once."""
         seen: set[int] = set()

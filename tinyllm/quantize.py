@@ -131,8 +131,7 @@ def quantize_model(model: Module, bits: int, group_size: int | None = None, embe
     """Replace every Linear of ``model`` (and with ``embedding`` the token embedding ``wte`` and
     the output layer tied to it) by its quantized form, in place; returns ``model``. Every
     group size is checked against every layer before anything changes."""
-    layers = [(parent, attr, child) for name, parent in model.named_modules()
-              for attr, child in parent.named_children() if isinstance(child, Linear)]
+    layers = [(parent, attr, getattr(parent, attr)) for parent, attr, _ in model.layers_of_type(Linear)]
     tied = {id(model.wte.weight)} if hasattr(model, "wte") else set()
     chosen = [(p, a, c) for p, a, c in layers if id(c.weight) not in tied]
     for parent, attr, child in chosen:

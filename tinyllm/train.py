@@ -323,10 +323,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
         f"{config.n_head} heads, {config.n_embd} wide, context {config.block_size}; "
         f"{tokens_per_step:,} tokens per step on {cfg.device}")
     if lora_base:
-        lora = lora_settings(model)
+        lora, n_trained = lora_settings(model), sum(p.size for p in trainable)
         log(f"LoRA rank {lora['rank']}, alpha {lora['alpha']:g} on {len(lora['targets'])} layers: "
-            f"{sum(p.size for p in trainable):,} parameters train ({sum(p.size for p in trainable) / n_params:.2%}),"
-            f" the rest are frozen; checkpoints hold the adapters, for the base {lora_base['base']}")
+            f"{n_trained:,} parameters train ({n_trained / n_params:.2%}), the rest are frozen; "
+            f"checkpoints hold the adapters, for the base {lora_base['base']}")
     if cfg.warmup_iters >= cfg.max_iters > first_step:   # a short trial run, most likely: say what it means
         last_lr = optim.cosine_lr(cfg.max_iters - 1, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
         log(f"note: the run ends inside its warmup (--warmup-iters {cfg.warmup_iters}, --max-iters "
