@@ -8,6 +8,7 @@
     tinyllm export --ckpt out --out my-gpt2  # as a Hugging Face GPT-2 (BPE models)
     tinyllm quantize --ckpt out --bits 8 --out out-int8  # weights in 8 or 4 bits
     tinyllm chat --ckpt out/instruct     # questions to an instruction-tuned model (train --instructions)
+    tinyllm compress --ckpt out notes.txt   # lossless, with the model's predictions; decompress gives it back
     tinyllm tokenizer train --data FILE --vocab-size 512 --out tok.json
     tinyllm tokenizer encode --tokenizer tok.json "Hello world"
     tinyllm tokenizer decode --tokenizer tok.json 15496 995
@@ -24,6 +25,7 @@ from .backend import default_device
 from .checkpoint import CHECKPOINT_HELP
 from .data import BPE_VOCAB_SIZE
 from .chat import add_chat_command
+from .compress_commands import add_compress_commands
 from .exercises import add_exercise_commands
 
 DEVICE_HELP = "cpu or cuda (cuda needs CuPy: see the README); the default is TINYLLM_DEVICE when set"
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export_command(commands)
     _add_quantize_command(commands)
     add_chat_command(commands)
+    add_compress_commands(commands)
     _add_tokenizer_commands(commands)
     add_exercise_commands(commands)
     return parser
