@@ -91,7 +91,7 @@ def _compress(args: argparse.Namespace) -> int:
     blob = compress(model, tok, data, args.streams, progress=_progress("compressed"))
     seconds = time.perf_counter() - started
     write_atomically(out, lambda f: f.write(blob))
-    print(f"\r\x1b[K" if sys.stderr.isatty() else "", end="", file=sys.stderr)
+    print("\r\x1b[K" if sys.stderr.isatty() else "", end="", file=sys.stderr)
     print(f"wrote {out}: {len(data):,} bytes -> {len(blob):,} ({_bits(len(blob), len(data))}) "
           f"in {seconds:.1f} s, {len(data) / 1e3 / max(seconds, 1e-9):.1f} KB/s")
     others = {"gzip -9": gzip.compress(data, 9), "bz2 -9": bz2.compress(data, 9),
@@ -109,7 +109,7 @@ def _decompress(args: argparse.Namespace) -> int:
     data = decompress(model, tok, blob, progress=_progress("decompressed"))
     seconds = time.perf_counter() - started
     write_atomically(out, lambda f: f.write(data))
-    print(f"\r\x1b[K" if sys.stderr.isatty() else "", end="", file=sys.stderr)
+    print("\r\x1b[K" if sys.stderr.isatty() else "", end="", file=sys.stderr)
     print(f"wrote {out}: {len(data):,} bytes (checked against the original's sha256) in {seconds:.1f} s, "
           f"{len(data) / 1e3 / max(seconds, 1e-9):.1f} KB/s")
     return 0

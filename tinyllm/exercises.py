@@ -169,6 +169,12 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
              "On first use, make cache['k'] and cache['v'] empty (B, H, cache['capacity'], D) arrays (array_module "
              "of k.data). n = cache['length']: write k.data and v.data into positions n:n+T of the time axis (2), "
              "add T to the length, and return Tensors of positions :n+T (views, not copies)."),
+    "11.1": (["tests/test_compress.py::test_the_coder_by_hand",
+              "tests/test_compress.py::test_the_coder_round_trips_and_costs_the_entropy",
+              "tests/test_compress.py::test_the_coder_survives_long_runs_of_the_middle"],
+             "width = high - low + 1 integers. The piece [start, start + freq) of total is the part of the "
+             "interval from low + width * start // total up to, not including, low + width * (start + freq) "
+             "// total: new high is that end minus 1. Compute the new high before changing low (both use the old low)."),
     "13.1": (["tests/test_pretrained.py::test_the_weights_transformers_saved_give_the_logits_transformers_computed",
               "tests/test_pretrained.py::test_the_older_hub_layout_loads_the_same_model"],
              "Drop the 'transformer.' prefix from every name. Pop lm_head.weight: it must equal wte.weight "
