@@ -35,6 +35,8 @@ def small_corpus(tmp_path_factory):
     ("lora.py", ["--preset", "baby", "--context", "64", "--steps", "1", "--quality-steps", "0"], "LoRA / full"),
     ("quantize.py", ["--tokenizers", "char", "--steps", "3", "--preset", "baby", "--context", "16", "--gpt2",
                      str(BENCH.parent / "tests" / "data" / "tiny_gpt2"), "--gpt2-tokens", "200"], "gpt2"),
+    ("compress.py", ["--ckpt", str(BENCH.parent / "tests" / "data" / "tiny_gpt2"), "--max-bytes", "300"],
+     "xz -9e"),
 ])
 def test_a_bench_script_prints_its_table(script, args, header):
     result = run_bench(script, *args)

@@ -7,8 +7,7 @@ this module is that code, for any bytes:
   kept as themselves) and cut into tokens. What the tokenizer cannot encode (a character
   outside a char model's vocabulary, invalid UTF-8, binary) is *escaped*: an ESCAPE symbol,
   then the raw byte at 8 bits. The escape's probability is learned from the stream as it
-  goes (escapes so far + 1/2 over symbols so far + 1), so text pays almost nothing for
-  it and binary little more than 8 bits a byte. Escaped bytes are not shown to the model.
+  goes (``escape_frequency``). Escaped bytes are not shown to the model.
 - **Frequencies.** Each step the model's logits give probabilities, quantized to integer
   frequencies: every token at least 1 (no token is impossible), about TOKEN_TOTAL in all.
 - **Streams.** The tokens are cut into ``streams`` pieces coded side by side, one model
@@ -52,7 +51,7 @@ MAGIC = b"TLZ\x01"
 TOKEN_TOTAL = 1 << 28           # the token frequencies of a step add up to at most this
 ESCAPE_LIMIT = 1 << 29          # and the escape's is at most this: the sum stays within MAX_TOTAL (2^30)
 MAX_STREAMS = 64                # by default: as many streams as make pieces of TOKENS_PER_STREAM, up to this
-TOKENS_PER_STREAM = 256
+TOKENS_PER_STREAM = 512
 Progress = Callable[[int, int, int], None]   # (bytes done, bytes in all, bits written so far)
 
 
@@ -70,9 +69,11 @@ def token_frequencies(probs: np.ndarray) -> np.ndarray:
 
 
 def escape_frequency(token_total: int, escapes: int, tokens: int) -> int:
-    """The ESCAPE symbol's frequency beside tokens adding up to ``token_total``, so that its
-    probability is about (escapes + 1/2) / (symbols + 1), counting this stream's symbols so far."""
-    return int(min(ESCAPE_LIMIT, max(1, token_total * (2 * escapes + 1) // (2 * tokens + 1))))
+    """The ESCAPE symbol's frequency beside tokens adding up to ``token_total``: its odds against a
+    token are (escapes + 1/64) / (tokens + 1), counting this stream's symbols so far. Text, which
+    rarely escapes, pays a fraction of a bit per stream for the possibility; binary, after a few
+    escapes, little more than the 8 bits of each byte."""
+    return int(min(ESCAPE_LIMIT, max(1, token_total * (64 * escapes + 1) // (64 * tokens + 64))))
 
 
 class _Predictor:

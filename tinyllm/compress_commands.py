@@ -41,7 +41,7 @@ def add_compress_commands(commands) -> None:
         if name == "compress":
             command.add_argument("--streams", type=int, default=None,
                                  help="pieces coded side by side, one model batch row each: more is faster and a "
-                                      "little larger (default: one per 256 tokens, at most 64)")
+                                      "little larger (default: one per 512 tokens, at most 64)")
         command.set_defaults(run=_compress if name == "compress" else _decompress)
 
 
