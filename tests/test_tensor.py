@@ -149,6 +149,22 @@ def test_dtype_policy():
     assert x64.grad.dtype == np.float64
 
 
+def test_integer_and_float_tensors_meet_in_the_float_dtype():
+    ints, floats = Tensor([1, 2, 3]), Tensor([0.5, 0.5, 0.5], requires_grad=True)
+    for out in (ints + floats, floats + ints, floats * ints, ints - floats, floats / ints, ints / floats):
+        assert out.dtype == np.float32, out.dtype                  # NumPy alone would give float64
+    (ints * floats).sum().backward()
+    np.testing.assert_allclose(floats.grad.numpy(), [1, 2, 3])
+
+
+def test_max_backward_stays_in_the_input_dtype():
+    a = Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 1.0, 0.0]], np.float32), requires_grad=True)
+    out = a.max(axis=1)
+    (grad,) = out._backward(np.ones(2, np.float32))               # the op's own backward, before any cast
+    assert grad.dtype == np.float32
+    np.testing.assert_array_equal(grad, [[0, 0.5, 0.5], [1, 0, 0]])   # ties share the gradient
+
+
 def test_integer_tensors_refuse_requires_grad():
     with pytest.raises(TypeError, match="floating-point"):
         Tensor([1, 2, 3], requires_grad=True)

@@ -291,6 +291,10 @@ def as_tensors(op: str, *values) -> list[Tensor]:
     tensors = [v if isinstance(v, Tensor) else
                Tensor(xp.asarray(v, dtype=dtype) if isinstance(v, (int, float)) else v, dtype=dtype)
                for v in values]
+    # Integer tensors meeting a float one take its dtype: NumPy would make int64 + float32 float64.
+    floats = [t.dtype for t in tensors if t.dtype.kind == "f"]
+    if floats:
+        tensors = [t if t.dtype.kind == "f" else Tensor(t.data.astype(floats[0])) for t in tensors]
     devices = {t.device for t in tensors}
     if len(devices) > 1:
         where = ", ".join(f"{t.shape} on {t.device}" for t in tensors)

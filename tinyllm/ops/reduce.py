@@ -59,7 +59,9 @@ def max(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     def backward(g):
         # Only the largest entry moved the output. Where several tie, they share
         # the gradient equally (the subgradient PyTorch's amax uses).
+        # (The tie count is made in a's dtype: an integer count would turn float32 into float64.)
         winners = a.data == out
-        return (winners * (_expand_like(g, axes, keepdims, a.shape) / winners.sum(axis=axes, keepdims=True)),)
+        ties = winners.sum(axis=axes, keepdims=True, dtype=a.dtype)
+        return (winners * (_expand_like(g, axes, keepdims, a.shape) / ties),)
     return from_op(out if keepdims else out.reshape([n for i, n in enumerate(a.shape) if i not in axes]),
                    (a,), backward, "max")
