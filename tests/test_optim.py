@@ -184,6 +184,23 @@ def test_clip_grad_norm_keeps_shapes_and_never_writes_into_the_old_gradients():
     np.testing.assert_array_equal(old_b, 1.0)
 
 
+def test_clip_grad_norm_of_huge_gradients_does_not_overflow():
+    # Each square (1e20)² overflows float32; the norm does not: 1e20 · √2 · √(1 + 1).
+    a, b = with_grad([0.0, 0.0], [1e20, -1e20]), with_grad([0.0], [1e20 * np.sqrt(2.0)])
+    norm = optim.clip_grad_norm_([a, b], max_norm=1.0)
+    assert float(norm) == pytest.approx(2e20, rel=1e-6)
+    np.testing.assert_allclose(a.grad.numpy(), [0.5, -0.5], rtol=1e-5)
+    np.testing.assert_allclose(b.grad.numpy(), [np.sqrt(2.0) / 2], rtol=1e-5)
+
+
+def test_clip_grad_norm_reports_a_non_finite_norm_when_asked_and_leaves_the_gradients():
+    a, b = with_grad([0.0], [np.nan]), with_grad([0.0, 0.0], [1.0, 2.0])
+    with pytest.raises(RuntimeError, match="total norm is nan"):
+        optim.clip_grad_norm_([a, b], max_norm=1.0, error_if_nonfinite=True)
+    np.testing.assert_array_equal(b.grad.numpy(), [1.0, 2.0])         # as they were
+    assert np.isnan(float(optim.clip_grad_norm_([a, b], max_norm=1.0)))  # by default: returned, as PyTorch does
+
+
 def test_cosine_schedule():
     lr = lambda s: optim.cosine_lr(s, max_lr=1.0, min_lr=0.1, warmup_steps=10, decay_steps=110)  # noqa: E731
     assert lr(0) == pytest.approx(1 / 11) and lr(9) == pytest.approx(10 / 11)   # rising

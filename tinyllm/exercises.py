@@ -137,8 +137,9 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
     "9.2": (["tests/test_optim.py::test_clip_grad_norm",
              "tests/test_optim.py::test_clip_grad_norm_keeps_shapes_and_never_writes_into_the_old_gradients"],
             "Gather every gradient into one new flat array (xp.concatenate of each reshaped to -1); "
-            "norm = √(flat·flat); flat *= min(1, max_norm / (norm + 1e-6)); give each parameter its "
-            "slice of flat, reshaped, as its gradient's data; return norm."),
+            "norm = √(Σ flat²) (sum_of_squares(flat): the dot product flat·flat, safe from overflow); "
+            "flat *= min(1, max_norm / (norm + 1e-6)); give each parameter its slice of flat, reshaped, as "
+            "its gradient's data."),
     "9.3": (["tests/test_optim.py::test_cosine_schedule"],
             "Before warmup_steps: max_lr·(step+1)/(warmup_steps+1). After decay_steps: min_lr. Between: "
             "min_lr + ½(1 + cos(π·progress))·(max_lr - min_lr)."),

@@ -27,6 +27,8 @@ from __future__ import annotations
 import math
 from typing import Iterable, Union
 
+import numpy as np
+
 from . import cuda_kernels
 from .backend import array_module, device_of, is_cupy_array, to_device
 from .nn import Parameter
@@ -267,7 +269,19 @@ class AdamW(Optimizer):
         # END EXERCISE
 
 
-def clip_grad_norm_(params: Iterable[Parameter], max_norm: float):
+def sum_of_squares(flat):
+    """Σ g² over a float array, as one dot product (a 0-d array). The squares of values past
+    about 1.8e19 overflow float32 to inf; on the CPU, where reading the sum costs nothing, such a
+    sum of finite values is done again with float64 accumulation (no copy). On a GPU the float32
+    sum stands: checking it would wait for the GPU at every step."""
+    with np.errstate(over="ignore"):            # an overflow is dealt with just below
+        total = flat @ flat
+    if not is_cupy_array(flat) and not np.isfinite(total) and np.isfinite(flat).all():
+        total = np.einsum("i,i->", flat, flat, dtype=np.float64)
+    return total
+
+
+def clip_grad_norm_(params: Iterable[Parameter], max_norm: float, error_if_nonfinite: bool = False):
     """Scale all gradients together so their global L2 norm is at most ``max_norm``.
 
     Returns the norm before clipping as a 0-d array (``float(norm)`` reads it;
@@ -275,21 +289,29 @@ def clip_grad_norm_(params: Iterable[Parameter], max_norm: float):
     The gradients are gathered into one flat array first, so the norm is one dot
     product and the scaling one multiply, not two calls per parameter (on a GPU,
     two kernel launches each); each parameter's new gradient is a view of its slice.
+    ``error_if_nonfinite`` (as PyTorch's): raise when the norm is inf or nan, the
+    gradients left as they were (this reads the norm: on a GPU, a wait).
     """
     params = [p for p in params if p.grad is not None]
     if not params:
         return 0.0
     xp = array_module(params[0].grad.data)
+    before = [p.grad.data for p in params]
     # BEGIN EXERCISE 9.2: global-norm clipping: one scale min(1, max_norm/‖g‖) for every gradient
     flat = xp.concatenate([p.grad.data.reshape(-1) for p in params])  # every gradient, end to end
-    norm = xp.sqrt(flat @ flat)                                        # ‖g‖ = √(Σ g²) over all of them
+    norm = xp.sqrt(sum_of_squares(flat))                               # ‖g‖ = √(Σ g²) over all of them
     flat *= xp.minimum(1.0, max_norm / (norm + 1e-6)).astype(flat.dtype)
     start = 0
     for p in params:  # new arrays (views of flat): the old gradients are never changed in place
         p.grad.data = flat[start:start + p.grad.size].reshape(p.grad.shape)
         start += p.grad.size
-    return norm
     # END EXERCISE
+    if error_if_nonfinite and not math.isfinite(float(norm)):
+        for p, grad in zip(params, before):
+            p.grad.data = grad
+        raise RuntimeError(f"the gradients' total norm is {float(norm)}, so clip_grad_norm_ cannot clip them: "
+                           "a gradient holds inf or nan (a loss that diverged?)")
+    return norm
 
 
 def cosine_lr(step: int, max_lr: float, min_lr: float, warmup_steps: int, decay_steps: int) -> float:
