@@ -100,6 +100,8 @@ def test_softmax_by_hand():
     np.testing.assert_allclose(masked, [[1, 0, 0], [1 / 2, 1 / 2, 0], [1 / 3, 1 / 3, 1 / 3]], **TIGHT)
     columns = F.softmax(Tensor(x.T, dtype=np.float64), axis=0).numpy()
     np.testing.assert_allclose(columns, y.T, **TIGHT)
+    nothing = F.softmax(Tensor(np.zeros((2, 3))), mask=np.array([[True] * 3, [False, True, False]])).numpy()
+    np.testing.assert_array_equal(nothing, [[0, 0, 0], [0.5, 0, 0.5]])   # a row masked everywhere takes nothing
 
 
 def test_embedding_looks_up_rows():

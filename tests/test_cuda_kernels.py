@@ -49,6 +49,8 @@ EXTREMES = [
      [np.linspace(-300, 300, 2 * T * T).reshape(2, T, T)]),
     ("softmax_minus_inf_scores", F.softmax,  # every 4th score -inf, and no mask: those y are 0
      [np.where(np.arange(T) % 4 == 0, -np.inf, np.linspace(-5, 5, 2 * T * T).reshape(2, T, T))]),
+    ("softmax_fully_masked_rows", lambda a: F.softmax(a, mask=np.arange(T)[:, None] < 3),  # rows 0-2: all 0
+     [np.linspace(-5, 5, 2 * T * T).reshape(2, T, T)]),
     ("layer_norm_offset", lambda x, w, b: F.layer_norm(x, w, b),
      [np.arange(24.0).reshape(2, 12) + 100, np.full(12, 2.0), np.ones(12)]),
     ("cross_entropy_wide", lambda z: F.cross_entropy(z, np.arange(6) % 50),

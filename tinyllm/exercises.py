@@ -89,8 +89,9 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
             "self.weight[ids], gives (B, T, C) for (B, T) ids, and its backward is exercise 6.1's."),
     "7.1": (["tests/test_build_the_gpt.py::test_softmax_by_hand"],
             "y = e^x / Σ e^x along the axis. Subtract the max first (same result, no overflow). With a mask, "
-            "first add _mask_bias(mask, x) (-inf where masked) so those entries become e^-inf = 0. Sum with "
-            "_sum_along(y, axis); return a new array (x must not change)."),
+            "first add _mask_bias(mask, x) (-inf where masked) so those entries become e^-inf = 0; a row masked "
+            "everywhere must give 0s, not nan: subtract max(row max, xp.finfo(dtype).min) and divide by "
+            "max(sum, xp.finfo(dtype).tiny). Sum with _sum_along(y, axis); return a new array (x must not change)."),
     "7.2": ([f"{_GRAD}[softmax]", f"{_GRAD}[softmax_axis0]", f"{_GRAD}[softmax_causal_mask]"],
             "dx = y·(g - Σ g·y) along the axis, with y the forward's output."),
     "7.3": (["tests/test_functional.py::test_attention_weights_by_hand"],

@@ -77,7 +77,7 @@ def softmax(x: Tensor, axis: int = -1, mask=None) -> Tensor:
     ``mask`` (boolean, broadcastable to x): where True the probability is exactly 0, as if
     the score were -inf. Attention's causal mask goes here, fused: no extra op, no extra
     backward, and the masked entries need no gradient of their own (their y is 0 below).
-    Every row must keep at least one unmasked entry.
+    A row masked everywhere is all 0 (it takes from nothing), on the GPU too.
     """
     y = _softmax_forward(x.data, axis, mask)
     return from_op(y, (x,), lambda g: (_softmax_backward(y, g, axis),), "softmax")
@@ -94,9 +94,10 @@ def _softmax_forward(x, axis: int = -1, mask=None):
         y = x - x.max(axis=axis, keepdims=True)
     else:
         y = x + _mask_bias(mask, x)                     # -inf where masked: e^-inf = 0
-        y -= y.max(axis=axis, keepdims=True)
+        # A row masked everywhere has the max -inf, and -inf - -inf is nan: take the lowest float instead.
+        y -= xp.maximum(y.max(axis=axis, keepdims=True), xp.finfo(y.dtype).min)
     xp.exp(y, out=y)
-    y /= _sum_along(y, axis)
+    y /= xp.maximum(_sum_along(y, axis), xp.finfo(y.dtype).tiny)   # such a row sums to 0: it stays all 0
     return y
     # END EXERCISE
 
