@@ -41,12 +41,26 @@ def test_gradients_accumulate_across_backward_calls():
 
 
 def test_shared_gradient_array_is_not_corrupted():
-    # a + b hands both leaves the same gradient array; accumulating into one must not touch the other
+    # a + b's backward gives both leaves one array; accumulating into one must not touch the other
     a, b = Tensor([1.0, 1.0], requires_grad=True), Tensor([1.0, 1.0], requires_grad=True)
     (a + b).sum().backward()
     (a * 5).sum().backward()
     np.testing.assert_allclose(a.grad.numpy(), [6, 6])
     np.testing.assert_allclose(b.grad.numpy(), [1, 1])
+
+
+def test_every_grad_is_an_array_of_its_own_safe_to_change_in_place():
+    # a + b (and a - b, x * 1 ...) hands one array to both inputs; each .grad must still be its own
+    a, b = Tensor([1.0, 1.0], requires_grad=True), Tensor([2.0, 2.0], requires_grad=True)
+    c = a + b
+    c.retain_grad()
+    (c * 3).sum().backward()
+    grads = [a.grad.data, b.grad.data, c.grad.data]
+    assert not any(np.shares_memory(x, y) for i, x in enumerate(grads) for y in grads[i + 1:])
+    a.grad.data *= 0.5                         # as loss scaling or an all-reduce would, in place
+    np.testing.assert_allclose(a.grad.numpy(), [1.5, 1.5])
+    np.testing.assert_allclose(b.grad.numpy(), [3.0, 3.0])
+    np.testing.assert_allclose(c.grad.numpy(), [3.0, 3.0])
 
 
 def test_only_leaves_keep_grad_unless_retained():

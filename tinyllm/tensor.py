@@ -9,6 +9,11 @@ chain rule one op at a time.
 
 The ops themselves (``+``, ``@``, ``sum``, ...) live in ``tinyllm/ops/``, each
 forward beside its backward; they build their results with ``from_op`` below.
+
+In-place safety: no op changes an array in place that another tensor holds (forward
+values or gradients), and each ``.grad`` that ``backward()`` leaves is an array of its
+own, shared with no other ``.grad``. So code that changes gradients in place after the
+backward (scaling them, averaging them across processes) changes only the one it means to.
 """
 from __future__ import annotations
 
@@ -180,6 +185,7 @@ class Tensor:
                 raise ValueError(f"backward(grad): grad has shape {grad.shape}, tensor has {self.shape}")
 
         grads = {id(self): grad}  # node -> dLoss/dNode, summed over all its consumers
+        kept: set[int] = set()    # the arrays handed to a .grad so far (by owner): no two may share one
         order = self._topological_order()
         # An op with several outputs (``split``) runs its backward once for all of them, when
         # the walk reaches the last of them: by then every consumer of each one is done.
@@ -194,13 +200,13 @@ class Tensor:
                     continue
                 for out, out_grad in zip(node._outputs, g):
                     if out._retains_grad and out_grad is not None:
-                        out._accumulate_grad(out_grad)
+                        out._accumulate_grad(out_grad, kept)
             else:
                 g = grads.pop(id(node), None)
                 if g is None:
                     continue  # no path from this node to the loss carried a gradient
                 if node.is_leaf or node._retains_grad:
-                    node._accumulate_grad(g)
+                    node._accumulate_grad(g, kept)
                 if node.is_leaf:
                     continue
             if node._backward is None:
@@ -242,15 +248,23 @@ class Tensor:
         return order
         # END EXERCISE
 
-    def _accumulate_grad(self, g) -> None:
-        # Gradients are never changed in place anywhere in tinyllm, so an array
-        # shared by two leaves (``a + b`` hands both the same one) stays safe.
+    def _accumulate_grad(self, g, kept: set[int]) -> None:
+        """Add ``g`` to ``self.grad``. The array ``self.grad`` ends up holding is its own: ops hand
+        one array to several inputs (``a + b`` gives both the same ``g``), and whoever changes a
+        gradient in place afterwards (scaling it, averaging it across processes) must not change
+        another tensor's with it. So an array (or a view of one) already kept by another .grad in
+        this backward is copied; ``kept`` holds the owners of the arrays kept so far."""
         if g.dtype != self.dtype:
             g = g.astype(self.dtype)
-        if not g.flags.c_contiguous:  # a broadcast view (stride 0) becomes a real array
+        owner = id(g if g.base is None else g.base)
+        if not g.flags.c_contiguous or owner in kept:  # a broadcast view (stride 0), or someone else's
             g = g.copy()
-        self.grad = Tensor(g, dtype=self.dtype) if self.grad is None else \
-            Tensor(self.grad.data + g, dtype=self.dtype)
+            owner = id(g)
+        if self.grad is not None:
+            g = self.grad.data + g                         # a new array: the old one is not changed
+            owner = id(g)
+        kept.add(owner)
+        self.grad = Tensor(g, dtype=self.dtype)
 
 
 def from_op(data, parents: Sequence[Tensor], backward: Callable, op: str) -> Tensor:
