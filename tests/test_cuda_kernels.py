@@ -238,3 +238,22 @@ def test_gpt2_files_on_a_pretended_gpu(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "on cuda" in out and "tinyllm_adamw" in calls
     assert load_checkpoint(tmp_path / "tuned")["model"].config.block_size == 8
+
+
+def test_an_out_of_range_target_on_a_pretended_gpu_is_reported_where_the_loss_is_read(monkeypatch):
+    """On the CPU cross_entropy refuses such a target at once; on a GPU that would wait for the
+    device at every step, so the check runs there and its answer is read with the loss."""
+    from cuda_on_host import pretend_cupy
+    host_reads = pretend_cupy(monkeypatch)
+    from tinyllm.backend import to_device
+    logits = Tensor(to_device(np.zeros((2, 3, 5), np.float32), "cuda"), requires_grad=True)
+    good, bad = (to_device(np.array(t), "cuda") for t in ([[0, 1, 4], [2, -100, 3]], [[0, 1, 5], [2, 3, 4]]))
+    assert np.isclose(F.cross_entropy(logits, good, ignore_index=-100).item(), np.log(5))
+    reads = len(host_reads)
+    loss = F.cross_entropy(logits, bad)
+    assert len(host_reads) == reads                      # nothing read back yet: the GPU was not made to wait
+    loss.backward()
+    with pytest.raises(ValueError, match=r"a target id is outside 0\.\.4"):
+        loss.item()
+    with pytest.raises(ValueError, match=r"a target id is outside 0\.\.4"):
+        F.cross_entropy(Tensor(np.zeros((1, 5), np.float32)), np.array([5]))   # on the CPU: at once

@@ -184,10 +184,15 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int = -100) -> Tensor:
     V = logits.shape[-1]
     z = logits.data.reshape(-1, V)                      # (N, V)
     t = targets.reshape(-1)                             # (N,)
-    if device_of(t) == "cpu" and len(t) and (t.max() >= V or (t.min() < 0 and (t[t < 0] != ignore_index).any())):
-        # (checked on the CPU only: on a GPU reading the answer back would stall it)
-        raise ValueError(f"cross_entropy: a target id is outside 0..{V - 1} (and is not ignore_index)")
+    out_of_range = f"cross_entropy: a target id is outside 0..{V - 1} (and is not ignore_index)"
     valid = t != ignore_index
+    if device_of(t) == "cpu":
+        if len(t) and (t.max() >= V or (t.min() < 0 and (t[t < 0] != ignore_index).any())):
+            raise ValueError(out_of_range)
+        failed = None
+    else:   # on a GPU, reading the answer now would stall it: checked there, read with the loss
+        failed = ((t >= V) | ((t < 0) & valid)).any()
+        t = xp.clip(t, 0, V - 1)                        # meanwhile, never a read outside the logits
     t = xp.where(valid, t, 0)                           # any real row; ignored rows are weighted 0 below
     rows = xp.arange(len(t))
 
@@ -220,7 +225,8 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int = -100) -> Tensor:
         dz[rows, t] -= row_scale[:, 0]
         return (dz.reshape(logits.shape),)
         # END EXERCISE
-    return from_op(loss, (logits,), backward, "cross_entropy")
+    result = from_op(loss, (logits,), backward, "cross_entropy")
+    return result if failed is None else result.defer_check(failed, out_of_range)
 
 
 def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,

@@ -152,14 +152,32 @@ class Tensor:
             return self
         return Tensor(to_device(self.data, device), requires_grad=self.requires_grad, dtype=self.dtype)
 
+    # Checks a GPU cannot make at once: a flag computed on the device (say, "a target id is out
+    # of range") travels with the result and is read where the result is, by ``numpy`` or ``item``,
+    # which wait for the device anyway. ``defer_check`` adds one.
+    _deferred: tuple = ()
+
+    def defer_check(self, failed, message: str) -> "Tensor":
+        """Raise ``ValueError(message)`` when this tensor is read (``numpy``, ``item``) if the
+        0-d boolean array ``failed`` (on the device: not read now) is true."""
+        self._deferred = self._deferred + ((failed, message),)
+        return self
+
+    def _run_deferred_checks(self) -> None:
+        for failed, message in self._deferred:
+            if bool(failed):
+                raise ValueError(message)
+
     def numpy(self) -> np.ndarray:
         """The data as a NumPy array on the host."""
+        self._run_deferred_checks()
         return to_numpy(self.data)
 
     def item(self) -> float:
         """The single number in a one-element tensor, as a Python scalar."""
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+        self._run_deferred_checks()
         return self.data.item()
 
     # --- reverse-mode autodiff -------------------------------------------
