@@ -194,6 +194,25 @@ def test_a_run_resumes_on_the_other_device_of_a_pretended_gpu(tmp_path, first, t
     assert "tinyllm_adamw" in calls  # the "cuda" half really ran the GPU path
 
 
+def test_a_run_with_dropout_resumes_bit_for_bit_on_a_pretended_gpu(tmp_path, monkeypatch):
+    """The GPU's dropout generator cannot be saved; it is reseeded at each checkpoint instead."""
+    from cuda_on_host import pretend_cupy
+    from tinyllm.train import TrainConfig, train
+    pretend_cupy(monkeypatch)
+    common = dict(max_iters=12, eval_interval=6, eval_iters=1, sample_interval=1000, log_interval=1, n_layer=1,
+                  batch_size=2, dropout=0.2, device="cuda")
+    straight = train(TrainConfig(out=str(tmp_path / "straight"), **common), log=lambda line: None)
+
+    def stop_after_the_checkpoint(line):
+        if line.startswith("step     8"):
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(out=str(tmp_path / "resumed"), **common), log=stop_after_the_checkpoint)
+    resumed = train(TrainConfig(out=str(tmp_path / "resumed"), resume=True, **common), log=lambda line: None)
+    assert resumed["loss"] == straight["loss"]       # float for float: the same masks were drawn
+    assert "tinyllm_dropout" in calls               # the masks were drawn on the "GPU"
+
+
 def test_the_readme_cuda_commands_on_a_pretended_gpu(tmp_path, monkeypatch, capsys):
     """tinyllm train / sample / predict --device cuda, as the README shows them; predict's
     probabilities on "cuda" match the same checkpoint's on the CPU."""

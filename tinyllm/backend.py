@@ -196,6 +196,13 @@ def manual_seed(seed: int) -> None:
     _generators.clear()
 
 
+def reseed(xp: ModuleType, seed) -> None:
+    """Start array module ``xp``'s generator afresh from ``seed`` (an int, or a list of ints).
+    A GPU generator's state cannot be read out to save, so ``train`` reseeds it at every
+    checkpoint, from the run's seed and the step; a run resumed there reseeds it alike."""
+    _generators[xp.__name__] = xp.random.default_rng(seed)
+
+
 def rng(xp: ModuleType):
     """The shared random generator for array module ``xp`` (``xp.random.Generator``)."""
     if xp.__name__ not in _generators:

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import optim
-from .backend import check_device, default_device, manual_seed, rng as backend_rng, set_tf32, xp_for
+from .backend import check_device, default_device, manual_seed, reseed, rng as backend_rng, set_tf32, xp_for
 from .checkpoint import checkpoint_path, load_checkpoint, load_optimizer_state, save_checkpoint, weights_sha256
 from .data import BPE_VOCAB_SIZE, TokenBatches, encode_corpus, load_corpus, make_tokenizer
 from .instruct import InstructionBatches, read_instructions
@@ -217,6 +217,13 @@ def _duration(seconds: float) -> str:
     return f"{s}s" if s < 60 else f"{s // 60}m{s % 60:02d}s" if s < 3600 else f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+def _reseed_gpu_dropout(cfg: TrainConfig, step: int) -> None:
+    """On a GPU, dropout's generator restarts at each checkpoint from (seed, step): its state
+    cannot be saved, and this way a run resumed from the checkpoint draws the same masks."""
+    if cfg.device == "cuda":
+        reseed(xp_for("cuda"), [cfg.seed, step])
+
+
 def _stop_if_diverged(cfg: TrainConfig, step: int, saved_step: int | None, values: dict[str, float]) -> None:
     """Stop a run whose loss or gradient norm became inf or nan (most often: too high a learning
     rate) before its next checkpoint overwrites the last good weights with broken ones."""
@@ -286,6 +293,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
                              f"give --max-iters above {first_step}")
         rng.bit_generator.state = ckpt["meta"]["rng"]["batches"]
         backend_rng(np).bit_generator.state = ckpt["meta"]["rng"]["dropout"]
+        _reseed_gpu_dropout(cfg, first_step)
         log(f"resuming from {checkpoint_path(cfg.out)} at step {first_step}")
     elif cfg.init_from:
         ckpt = load_checkpoint(cfg.init_from, device=cfg.device)
@@ -352,6 +360,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
                      **({"lora": lora_base} if lora_base else {})}
             save_checkpoint(out, model, opt, tokenizer, step, extra)
             saved_step = step
+            _reseed_gpu_dropout(cfg, step)
             plot_losses(history, out / "loss.png")
         if cfg.sample_tokens and step > first_step and (step % cfg.sample_interval == 0 or last):
             model.eval()
