@@ -118,3 +118,17 @@ def test_id_dtype_follows_the_vocabulary():
     assert encode_corpus("\u0100\u0101", wide).dtype == np.uint32
     with pytest.raises(ValueError, match="does not fit uint16"):
         encode_corpus("\u0100", wide, dtype=np.uint16)
+
+
+def test_fuzzed_corpus_files_load_or_fail_with_one_clear_error(tmp_path):
+    from test_pretrained import loads_or_refuses, mutated
+    rng = np.random.default_rng(0)
+    good = ("First Citizen:\nBefore we proceed any further, hear me speak. Café, naïve — 😀\n" * 200).encode()
+    path = tmp_path / "fuzzed.txt"
+
+    def load(i):
+        path.write_bytes(mutated(good, rng))
+        text = load_corpus(str(path))
+        assert isinstance(text, str) and text
+    outcomes = loads_or_refuses(load, 300)
+    assert outcomes["refused"] > 30 and outcomes["loaded"] > 30, outcomes

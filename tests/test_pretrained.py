@@ -123,6 +123,7 @@ def test_write_safetensors_writes_the_format(tmp_path):
     (with_header({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, b"\0" * 8), "shape \\[3\\]"),
     (with_header({"w": [0, 8]}, b"\0" * 8), "header entry of 'w'"),
     (with_header({"w": {"dtype": "F32", "shape": ["2"], "data_offsets": [0, 8]}}, b"\0" * 8), "entry of 'w'"),
+    (with_header({"w": {"dtype": "F32", "shape": [-1, -2], "data_offsets": [0, 8]}}, b"\0" * 8), "entry of 'w'"),
 ])
 def test_a_broken_safetensors_file_is_named_with_its_problem(tmp_path, contents, problem):
     path = tmp_path / "broken.safetensors"
@@ -310,3 +311,64 @@ def test_what_gpt2_files_cannot_hold_is_refused(tmp_path):
     (tmp_path / "merges.txt").write_text("#version: 0.2\n")
     with pytest.raises(ValueError, match="are not a GPT-2 tokenizer's files .KeyError"):
         ByteLevelBPE.from_gpt2_files(tmp_path / "vocab.json", tmp_path / "merges.txt")
+
+
+@pytest.mark.parametrize("setting, claim", [("n_embd", 4_000_000), ("n_positions", 10**9), ("n_layer", 10**7)])
+def test_a_config_its_weights_contradict_is_refused_before_any_model_is_built(tmp_path, setting, claim):
+    """A config.json claiming a model far larger than its weights must not be allocated first."""
+    import time
+    directory = copy_of_tiny_gpt2(tmp_path)
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, setting: claim}))
+    began = time.perf_counter()
+    with pytest.raises(ValueError, match=f"its config does not fit its arrays: .*{claim}"):
+        load_gpt2(directory)
+    assert time.perf_counter() - began < 2.0
+
+
+def mutated(good: bytes, rng) -> bytes:
+    """``good`` cut short (a third of the time) or with a few bytes changed."""
+    data = bytearray(good)
+    if rng.random() < 1 / 3:
+        return bytes(data[:rng.integers(0, len(data))])
+    for at in rng.integers(0, len(data), rng.integers(1, 8)):
+        data[at] = rng.integers(0, 256)
+    return bytes(data)
+
+
+def loads_or_refuses(load, count: int) -> dict:
+    """Each call of ``load(i)`` loads, or raises one ValueError, in under 2 s; the tally of each."""
+    import time
+    outcomes = {"loaded": 0, "refused": 0}
+    for i in range(count):
+        began = time.perf_counter()
+        try:
+            load(i)
+            outcomes["loaded"] += 1
+        except ValueError:
+            outcomes["refused"] += 1
+        assert time.perf_counter() - began < 2.0, i
+    return outcomes
+
+
+def test_fuzzed_safetensors_files_and_gpt2_directories_load_or_fail_with_one_clear_error(tmp_path):
+    rng = np.random.default_rng(0)
+    good = (TINY_GPT2 / "model.safetensors").read_bytes()
+    path = tmp_path / "fuzzed.safetensors"
+
+    def read_every_array(i):
+        path.write_bytes(mutated(good, rng))
+        return [np.asarray(a).sum() for a in read_safetensors(path).values()]
+    outcomes = loads_or_refuses(read_every_array, 300)
+    assert outcomes["refused"] > 100, outcomes
+    directory = copy_of_tiny_gpt2(tmp_path)
+    files = ["config.json", "vocab.json", "merges.txt", "model.safetensors"]
+    originals = {name: (TINY_GPT2 / name).read_bytes() for name in files}
+
+    def load_with_one_file_damaged(i):
+        for name in files:
+            (directory / name).write_bytes(mutated(originals[name], rng) if i % 4 == files.index(name)
+                                           else originals[name])
+        return load_gpt2(directory)
+    outcomes = loads_or_refuses(load_with_one_file_damaged, 100)
+    assert outcomes["refused"] > 50, outcomes

@@ -32,7 +32,7 @@ import numpy as np
 from .backend import default_device, to_numpy
 from .files import npz_shapes, write_atomically
 from .lora import apply_lora, lora_settings, merge_lora
-from .model import GPT, GPTConfig
+from .model import GPT, GPTConfig, check_config_fits
 from .nn import skip_init
 from .optim import Optimizer
 from .pretrained import find_gpt2_download, load_gpt2
@@ -122,7 +122,7 @@ def load_checkpoint(path, device: str | None = None, keep_lora: bool = False) ->
                                  f"expected {FORMAT!r}")
             config = GPTConfig(**meta["config"])
             if "lora" not in meta:
-                _check_shapes_fit(config, {k[len("model/"):]: v for k, v in shapes.items() if k.startswith("model/")})
+                check_config_fits(config, {k[len("model/"):]: v for k, v in shapes.items() if k.startswith("model/")})
             tok_data = meta["tokenizer"]
             tokenizer = TOKENIZER_TYPES[tok_data["type"]].from_dict(tok_data)
             if tokenizer.vocab_size > config.vocab_size:
@@ -158,20 +158,6 @@ def load_checkpoint(path, device: str | None = None, keep_lora: bool = False) ->
             optimizer_state["state"].setdefault(state_name, {})[name] = arrays[key]
     return {"model": model, "tokenizer": tokenizer, "step": meta["step"], "meta": meta,
             "optimizer_state": optimizer_state}
-
-
-def _check_shapes_fit(config: GPTConfig, shapes: dict[str, tuple]) -> None:
-    """Refuse a config the file's own arrays contradict, before a model of its size is built
-    (a config claiming millions of layers must not be allocated first and found wrong after)."""
-    blocks = {name.split(".")[1] for name in shapes if name.startswith("h.")}
-    wte = shapes.get("wte.weight", shapes.get("wte.weight.qweight"))   # (quantized: its integers)
-    found = {"n_layer": len(blocks), "block_size, n_embd": shapes.get("wpe.weight"),
-             "vocab_size": wte and wte[0]}
-    wanted = {"n_layer": config.n_layer, "block_size, n_embd": (config.block_size, config.n_embd),
-              "vocab_size": config.vocab_size}
-    wrong = [f"{k} {wanted[k]} in its config, {found[k]} in its arrays" for k in wanted if found[k] != wanted[k]]
-    if wrong:
-        raise ValueError("its config does not fit its arrays: " + "; ".join(wrong))
 
 
 def _lora_model(path: Path, lora: dict, config: GPTConfig, device: str) -> GPT:

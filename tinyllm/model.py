@@ -272,3 +272,18 @@ class GPT(Module):
         finally:
             for attn in layers:
                 attn.keep_attention, attn.attention = False, None
+
+
+def check_config_fits(config: GPTConfig, shapes: dict[str, tuple]) -> None:
+    """Refuse a config that a file's own arrays (``shapes``: name -> shape, under GPT's names)
+    contradict, before a model of its size is built: a config claiming millions of layers
+    must not be allocated first and found wrong after."""
+    blocks = {name.split(".")[1] for name in shapes if name.startswith("h.")}
+    wte = shapes.get("wte.weight", shapes.get("wte.weight.qweight"))   # (quantized: its integers)
+    found = {"n_layer": len(blocks), "block_size, n_embd": shapes.get("wpe.weight"),
+             "vocab_size": wte and wte[0]}
+    wanted = {"n_layer": config.n_layer, "block_size, n_embd": (config.block_size, config.n_embd),
+              "vocab_size": config.vocab_size}
+    wrong = [f"{k} {wanted[k]} in its config, {found[k]} in its arrays" for k in wanted if found[k] != wanted[k]]
+    if wrong:
+        raise ValueError("its config does not fit its arrays: " + "; ".join(wrong))

@@ -25,7 +25,7 @@ import numpy as np
 
 from .backend import to_numpy
 from .files import write_atomically
-from .model import GPT, GPTConfig
+from .model import GPT, GPTConfig, check_config_fits
 from .nn import skip_init
 from .tokenizer import END_OF_TEXT, ByteLevelBPE
 
@@ -70,7 +70,7 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     for name, entry in header.items():
         try:
             dtype, shape, (begin, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
-            if not all(isinstance(v, int) for v in (*shape, begin, end)):
+            if not all(isinstance(v, int) and v >= 0 for v in (*shape, begin, end)):
                 raise TypeError
         except (TypeError, KeyError, ValueError):
             raise ValueError(f"{problem}: the header entry of {name!r} is {entry!r}") from None
@@ -181,10 +181,12 @@ def load_gpt2(path: str | os.PathLike) -> tuple[GPT, ByteLevelBPE]:
     if tokenizer.vocab_size != config.vocab_size:
         raise ValueError(f"{path}: the tokenizer has {tokenizer.vocab_size} tokens, "
                          f"config.json says {config.vocab_size}")
-    with skip_init():  # the weights come from the file
-        model = GPT(config)
     try:
-        model.load_state_dict(gpt2_state_dict(read_safetensors(path / "model.safetensors")))
+        state = gpt2_state_dict(read_safetensors(path / "model.safetensors"))   # mapped: nothing read yet
+        check_config_fits(config, {name: array.shape for name, array in state.items()})   # before building it
+        with skip_init():  # the weights come from the file
+            model = GPT(config)
+        model.load_state_dict(state)
     except (KeyError, ValueError) as e:
         raise ValueError(f"{path / 'model.safetensors'} does not hold the GPT-2 of its config.json ({e})") from None
     return model.eval(), tokenizer
