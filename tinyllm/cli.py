@@ -173,20 +173,33 @@ def _add_train_command(commands) -> None:
         default = f.default_factory() if f.default is MISSING else f.default  # the device reads TINYLLM_DEVICE
         train.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default,
                            help=helps[f.name])  # a new TrainConfig field needs its help here
+    train.add_argument("--nproc", type=int, default=1,
+                       help="data parallel: run N processes under mpiexec (each --batch-size sequences per "
+                            "micro-batch, the gradients averaged; needs pip install -e \".[dist]\"); the same as "
+                            "mpiexec -n N tinyllm train ...")
     train.set_defaults(run=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
     from dataclasses import fields
+    from .distributed import launch, launched_size, world_from_environment
     from .train import TrainConfig, train
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    if args.nproc < 1:
+        raise ValueError(f"--nproc must be at least 1, got {args.nproc}")
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})   # checked before launching
+    if args.nproc > 1 and launched_size() == 1:
+        return launch(args.nproc, ["train"] + _without_nproc(args.argv))
+    if args.nproc > 1 and launched_size() != args.nproc:
+        raise ValueError(f"--nproc {args.nproc}, but mpiexec started {launched_size()} processes")
+    world = world_from_environment()
     try:
-        train(cfg)
+        train(cfg, world=world)
     except KeyboardInterrupt:
         print(f"\ninterrupted; the last checkpoint in {cfg.out}/ is complete and loadable", file=sys.stderr)
         return 130
-    print(f"next: tinyllm chat --ckpt {cfg.out}" if cfg.instructions else
-          f"next: tinyllm sample --ckpt {cfg.out} --prompt \"...\"")
+    if world.is_main:
+        print(f"next: tinyllm chat --ckpt {cfg.out}" if cfg.instructions else
+              f"next: tinyllm sample --ckpt {cfg.out} --prompt \"...\"")
     return 0
 
 
@@ -345,11 +358,25 @@ def _quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    """``tinyllm train``'s arguments without ``--nproc N`` (the ranks it launches take the rest)."""
+    out, skip = [], False
+    for arg in argv[1:]:      # argv[0] is "train"
+        if skip or arg.startswith("--nproc="):
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``tinyllm ARGV``; returns the exit status (2, with one line on stderr, for bad input)."""
     try:
         parser = build_parser()  # reads TINYLLM_DEVICE, the default of --device
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         if not hasattr(args, "run"):
             parser.print_help()
             return 0

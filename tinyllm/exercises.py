@@ -153,8 +153,10 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
              "(loss * (1 / grad_accum)).backward() (gradients add up in .grad, so the sum is their mean). "
              "Return the last loss."),
     "9.6": (["tests/test_train.py::test_a_training_step_is_zero_grad_backward_clip_step"],
-             "opt.zero_grad(); loss = accumulate_gradients(...); norm = optim.clip_grad_norm_(model.parameters(), "
-             "grad_clip or math.inf) (0 means: measure, do not clip); opt.step(); return loss, norm."),
+             "opt.zero_grad(); loss = accumulate_gradients(...); world.average_gradients(model.parameters()) (with "
+             "one process it does nothing; with several, it averages their gradients: tinyllm/distributed.py); norm = "
+             "optim.clip_grad_norm_(model.parameters(), grad_clip or math.inf) (0 means: measure, do not clip); "
+             "opt.step(); return loss, norm."),
     "10.1": (["tests/test_train.py::test_top_k_top_p_and_temperature_on_hand_made_logits"],
              "top-k: set z below the k-th largest to -inf. Softmax. top-p: sort by probability; a token "
              "stays while the mass ranked above it is < p; renormalise."),

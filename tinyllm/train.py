@@ -20,6 +20,7 @@ from . import optim
 from .backend import check_device, default_device, manual_seed, reseed, rng as backend_rng, set_tf32, xp_for
 from .checkpoint import checkpoint_path, load_checkpoint, load_optimizer_state, save_checkpoint, weights_sha256
 from .data import BPE_VOCAB_SIZE, TokenBatches, encode_corpus, load_corpus, make_tokenizer
+from .distributed import SINGLE_PROCESS, RankBatches, World, world_from_environment
 from .instruct import InstructionBatches, read_instructions
 from .lora import apply_lora, lora_settings
 from .model import GPT, GPTConfig
@@ -145,14 +146,17 @@ def accumulate_gradients(model: GPT, batches: TokenBatches, batch_size: int, gra
 
 
 def train_step(model: GPT, opt: optim.Optimizer, batches: TokenBatches, batch_size: int,
-               rng: np.random.Generator, grad_accum: int = 1, grad_clip: float = 1.0) -> tuple[Tensor, np.ndarray]:
+               rng: np.random.Generator, grad_accum: int = 1, grad_clip: float = 1.0,
+               world: World = SINGLE_PROCESS) -> tuple[Tensor, np.ndarray]:
     """One optimizer step at ``opt.lr``: forget the last gradients, find this batch's, clip
     their global norm to ``grad_clip`` (0: measured, not clipped), and step. Returns the loss
     (a Tensor) and the gradient norm before clipping (a 0-d array), both unread: reading
-    them would wait for a GPU."""
+    them would wait for a GPU. With several processes (``world``, tinyllm/distributed.py), the
+    gradients are averaged over them before the clip: one process alone has nothing to do there."""
     # BEGIN EXERCISE 9.6: one training step: zero_grad, gradients (accumulate_gradients), clip, step
     opt.zero_grad()
     loss = accumulate_gradients(model, batches, batch_size, grad_accum, rng)
+    world.average_gradients(model.parameters())   # data parallel: the mean over the processes
     norm = optim.clip_grad_norm_(model.parameters(), grad_clip or math.inf)
     opt.step()
     return loss, norm
@@ -257,9 +261,14 @@ def _batches(cfg: TrainConfig, text: str, tokenizer, block_size: int, log: Calla
     return TokenBatches(ids, block_size, device=cfg.device), block_size
 
 
-def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
+def train(cfg: TrainConfig, log: Callable[[str], None] = print, world: World | None = None) -> dict:
     """Run training as ``cfg`` says; returns the loss history (a resumed run's from its first step).
-    Checkpoints go to ``cfg.out``."""
+    Checkpoints go to ``cfg.out``. ``world``: the processes training together (default: those
+    ``mpiexec`` started, or this one alone); rank 0 logs and writes, every rank returns the history."""
+    world = world or world_from_environment()
+    if not world.is_main:
+        log = lambda line: None  # noqa: E731  (rank 0 speaks for all)
+    world.check_same_everywhere("the training config", repr(sorted(asdict(cfg).items())))
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {cfg.out} is a file; it must be a directory (for ckpt.npz and loss.png)")
@@ -288,6 +297,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
         source = fine_tuned or cfg.preset
         if not fine_tuned:  # (a fine-tuned model's shape is its starting model's, not a preset's)
             _check_same_architecture(model.config, cfg.model_config(tokenizer.vocab_size), cfg.out)
+        if ckpt["meta"].get("world_size", 1) != world.size:
+            raise ValueError(f"{checkpoint_path(cfg.out)} was written by a run of {ckpt['meta'].get('world_size', 1)} "
+                             f"process(es); resume it with as many (this run has {world.size}): each draws its "
+                             "share of the batch from one random stream, which a different count would not continue")
         if first_step >= cfg.max_iters:
             raise ValueError(f"{checkpoint_path(cfg.out)} is at step {first_step} already: to train on, "
                              f"give --max-iters above {first_step}")
@@ -318,6 +331,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
         model = GPT(cfg.model_config(tokenizer.vocab_size)).to(cfg.device)
     config = model.config
     batches, tokens_per_sequence = _batches(cfg, text, tokenizer, config.block_size, log)
+    if world.size > 1:
+        world.check_same_everywhere("the initial weights", weights_sha256(model))
+        batches = RankBatches(batches, world)
+        log(f"data parallel: {world.size} processes, {cfg.batch_size} sequences each per micro-batch")
     trainable = [p for p in model.parameters() if p.requires_grad]  # with LoRA: the adapters only
     opt = optim.AdamW(trainable, lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
     if cfg.resume and ckpt["optimizer_state"] is None:
@@ -325,7 +342,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
     elif cfg.resume:
         load_optimizer_state(opt, model, ckpt["optimizer_state"])
     n_params = model.num_parameters()
-    tokens_per_step = round(cfg.batch_size * cfg.grad_accum * tokens_per_sequence)
+    tokens_per_step = round(cfg.batch_size * cfg.grad_accum * tokens_per_sequence * world.size)
     peak = gemm_peak_flops(device=cfg.device)
     log(f"model {source}: {n_params:,} parameters, {config.n_layer} layers, "
         f"{config.n_head} heads, {config.n_embd} wide, context {config.block_size}; "
@@ -350,19 +367,21 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
         # (a resumed run skips the evaluation its checkpoint was written after: it drew random batches)
         if (step % cfg.eval_interval == 0 or last) and not (cfg.resume and step == first_step):
             losses = estimate_loss(model, batches, cfg.batch_size, cfg.eval_iters, rng)
+            losses = {split: world.mean(loss) for split, loss in losses.items()}   # each rank scored its share
             _stop_if_diverged(cfg, step, saved_step, {"train loss": losses["train"], "val loss": losses["val"]})
             history["eval_step"].append(step)
             history["train"].append(losses["train"])
             history["val"].append(losses["val"])
             log(f"step {step:5d} | eval: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
             random_states = {"batches": rng.bit_generator.state, "dropout": backend_rng(np).bit_generator.state}
-            extra = {"train_config": asdict(cfg), "rng": random_states, "history": history,
+            extra = {"train_config": asdict(cfg), "rng": random_states, "history": history, "world_size": world.size,
                      **({"lora": lora_base} if lora_base else {})}
-            save_checkpoint(out, model, opt, tokenizer, step, extra)
+            if world.is_main:
+                save_checkpoint(out, model, opt, tokenizer, step, extra)
+                plot_losses(history, out / "loss.png")
             saved_step = step
             _reseed_gpu_dropout(cfg, step)
-            plot_losses(history, out / "loss.png")
-        if cfg.sample_tokens and step > first_step and (step % cfg.sample_interval == 0 or last):
+        if cfg.sample_tokens and world.is_main and step > first_step and (step % cfg.sample_interval == 0 or last):
             model.eval()
             sample = tokenizer.decode(generate(model, prompt, cfg.sample_tokens, temperature=0.8, seed=step))
             model.train()
@@ -372,15 +391,15 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict:
 
         step_began = time.perf_counter()
         opt.lr = optim.cosine_lr(step, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
-        loss, norm = train_step(model, opt, batches, cfg.batch_size, rng, cfg.grad_accum, cfg.grad_clip)
+        loss, norm = train_step(model, opt, batches, cfg.batch_size, rng, cfg.grad_accum, cfg.grad_clip, world)
         if step == first_step:
             began = time.perf_counter()   # the clock for the time left: after the first step's warm-up
         if step % cfg.log_interval == 0:
-            loss_value = loss.item()  # reading the loss waits for the device: only when logging
+            loss_value = world.mean(loss.item())  # reading the loss waits for the device: only when logging
             _stop_if_diverged(cfg, step, saved_step, {"loss": loss_value, "grad norm": float(norm)})
             seconds = time.perf_counter() - step_began
             tok_s = tokens_per_step / seconds
-            mfu = flops_per_token(config, n_params) * tok_s / peak
+            mfu = flops_per_token(config, n_params) * tok_s / (peak * world.size)   # each rank has its own peak
             history["step"].append(step)
             history["loss"].append(loss_value)
             # time left: the mean time of a step since the first (evaluations included) × the steps to come

@@ -1,0 +1,151 @@
+"""Data parallel training: N processes, each on its share of every batch, their gradients averaged.
+
+    mpiexec -n 2 tinyllm train ...        # or: tinyllm train --nproc 2 ...
+
+Every process (a *rank*, 0 to N-1) holds the whole model. Each step, the batch of N·B
+sequences is drawn the same way on every rank (the same random stream), and rank r takes
+rows r·B to (r+1)·B: disjoint shares, and together exactly the batch one process would
+draw with N·B. Each rank runs forward and backward on its share; then one *all-reduce*
+sums the gradients across the ranks, and each divides by N. The mean of the ranks' mean
+gradients is the gradient of the mean loss over all N·B sequences, so every rank takes
+the very step one process would take with the whole batch, and the weights stay equal
+everywhere. Rank 0 logs and writes checkpoints; evaluation is shared the same way.
+
+The messages travel through MPI (mpi4py; ``pip install -e ".[dist]"`` brings it and an
+MPI library, no system MPI needed). Gradients on a GPU go through the host here.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+
+from .backend import device_of, to_device, to_numpy
+
+# The variables each MPI launcher sets to tell a process how many ranks the job has.
+SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")   # MPICH and Intel MPI; Open MPI
+
+
+class World:
+    """A single process: rank 0 of 1, where every collective operation has nothing to do."""
+    rank, size = 0, 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one that logs and writes."""
+        return self.rank == 0
+
+    def all_reduce_sum(self, array: np.ndarray) -> None:
+        """Replace ``array`` (on the host) by the sum of every rank's, in place."""
+
+    def all_gather(self, value) -> list:
+        """Every rank's ``value`` (small, picklable), in rank order."""
+        return [value]
+
+    def mean(self, value: float) -> float:
+        """The mean of a number over the ranks."""
+        total = np.array([value], np.float64)
+        self.all_reduce_sum(total)
+        return float(total[0]) / self.size
+
+    def average_gradients(self, params) -> None:
+        """Every gradient replaced by its mean over the ranks: one all-reduce over one flat buffer.
+        Each .grad becomes a view of that buffer (no .grad is changed in place: see tensor.py)."""
+        if self.size == 1:
+            return
+        params = [p for p in params if p.grad is not None]
+        device = device_of(params[0].grad.data)
+        flat = np.concatenate([to_numpy(p.grad.data).reshape(-1) for p in params])  # a new array
+        self.all_reduce_sum(flat)
+        flat /= self.size
+        flat = to_device(flat, device)
+        start = 0
+        for p in params:
+            p.grad.data = flat[start:start + p.grad.size].reshape(p.grad.shape)
+            start += p.grad.size
+
+    def check_same_everywhere(self, what: str, value: str) -> None:
+        """Refuse to go on, on every rank, when ``value`` is not the same on all of them."""
+        digests = self.all_gather(hashlib.sha256(value.encode("utf-8")).hexdigest())
+        differ = [r for r, d in enumerate(digests) if d != digests[0]]
+        if differ:
+            raise ValueError(f"the ranks disagree on {what}: rank{'s' if len(differ) > 1 else ''} "
+                             f"{', '.join(map(str, differ))} differ from rank 0 (start every rank with the "
+                             "same command, files and code)")
+
+
+SINGLE_PROCESS = World()
+
+
+class MPIWorld(World):
+    """The ranks of an MPI job (``mpiexec -n N``), through mpi4py."""
+
+    def __init__(self):
+        from mpi4py import MPI
+        self.MPI, self.comm = MPI, MPI.COMM_WORLD
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+
+    def all_reduce_sum(self, array: np.ndarray) -> None:
+        self.comm.Allreduce(self.MPI.IN_PLACE, array, op=self.MPI.SUM)
+
+    def all_gather(self, value) -> list:
+        return self.comm.allgather(value)
+
+
+def launched_size() -> int:
+    """How many ranks the launcher that started this process says the job has (1: not launched so)."""
+    for name in SIZE_VARIABLES:
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 1
+
+
+def world_from_environment() -> World:
+    """The MPI world when ``mpiexec`` started this process among several, else a single process."""
+    if launched_size() <= 1:
+        return World()
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        raise RuntimeError("this process is one of several started by mpiexec, but mpi4py is not installed: "
+                           "pip install -e \".[dist]\" (mpi4py, with an MPI library)") from None
+    return MPIWorld()
+
+
+class RankBatches:
+    """``batches`` shared among the ranks: each draws the batch of ``size`` shares the same way
+    (the same random stream on every rank) and keeps its own rows."""
+
+    def __init__(self, batches, world: World):
+        self.batches, self.world = batches, world
+
+    def get_batch(self, split: str, batch_size: int, rng: np.random.Generator):
+        x, y = self.batches.get_batch(split, batch_size * self.world.size, rng)
+        mine = slice(self.world.rank * batch_size, (self.world.rank + 1) * batch_size)
+        return x[mine], y[mine]
+
+    def __getattr__(self, name):       # everything else (splits, lengths, ...) is the batches' own
+        return getattr(self.batches, name)
+
+
+
+def launch(nproc: int, argv: list[str]) -> int:
+    """Run ``tinyllm ARGV`` as ``nproc`` ranks under mpiexec (``tinyllm train --nproc N``), each
+    with its share of the cores for its BLAS threads; returns the job's exit status."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    beside_python = Path(sys.executable).parent / "mpiexec"      # a virtual environment's, from the mpich wheel
+    mpiexec = str(beside_python) if beside_python.is_file() else shutil.which("mpiexec")
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        mpiexec = None
+    if mpiexec is None:
+        raise RuntimeError("--nproc needs mpi4py and mpiexec: pip install -e \".[dist]\" (mpi4py and MPICH, "
+                           "no system MPI needed)")
+    threads = str(max(1, (os.cpu_count() or 1) // nproc))
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    return subprocess.run([mpiexec, "-n", str(nproc), sys.executable, "-m", "tinyllm", *argv], env=env).returncode
