@@ -97,3 +97,16 @@ def test_a_python_without_pydoc_data_is_told_what_to_do(tmp_path, capsys, monkey
     err = capsys.readouterr().err
     assert "this Python has no pydoc_data" in err and "--data FILE" in err and "Traceback" not in err
     assert not any(tmp_path.iterdir())   # nothing written
+
+
+def test_data_parallel_without_mpi4py_says_what_to_install(monkeypatch, capsys):
+    import sys
+    monkeypatch.setitem(sys.modules, "mpi4py", None)          # as if it were not installed
+    assert main(["train", "--max-iters", "1", "--nproc", "2"]) == 2
+    assert 'pip install -e ".[dist]"' in capsys.readouterr().err
+    from tinyllm.distributed import world_from_environment
+    monkeypatch.setenv("PMI_SIZE", "2")                        # a rank of two, started by mpiexec
+    with pytest.raises(RuntimeError, match=r"mpi4py is not installed: pip install -e \".\[dist\]\""):
+        world_from_environment()
+    assert main(["train", "--max-iters", "1", "--nproc", "0"]) == 2
+    assert "--nproc must be at least 1, got 0" in capsys.readouterr().err

@@ -70,8 +70,8 @@ class World:
         digests = self.all_gather(hashlib.sha256(value.encode("utf-8")).hexdigest())
         differ = [r for r, d in enumerate(digests) if d != digests[0]]
         if differ:
-            raise ValueError(f"the ranks disagree on {what}: rank{'s' if len(differ) > 1 else ''} "
-                             f"{', '.join(map(str, differ))} differ from rank 0 (start every rank with the "
+            ranks = f"ranks {', '.join(map(str, differ))} differ" if len(differ) > 1 else f"rank {differ[0]} differs"
+            raise ValueError(f"the ranks disagree on {what}: {ranks} from rank 0 (start every rank with the "
                              "same command, files and code)")
 
 

@@ -1,0 +1,141 @@
+"""Data-parallel training on MPI: two ranks of batch b take the steps one process takes with 2b,
+their weights stay equal, and what cannot work (another rank count, ranks that disagree, a rank
+that dies) ends with a clear error. Skipped without mpi4py and mpiexec (pip install -e ".[dist]")."""
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinyllm.checkpoint import load_checkpoint
+
+MPIEXEC = str(Path(sys.executable).parent / "mpiexec") if (Path(sys.executable).parent / "mpiexec").is_file() \
+    else shutil.which("mpiexec")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or MPIEXEC is None,
+                                reason="needs mpi4py and mpiexec: pip install -e \".[dist]\"")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+STEPS = 8
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("ddp") / "corpus.txt"
+    path.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 300,
+                    encoding="utf-8")
+    return str(path)
+
+
+def train_args(corpus: str, out: Path, batch_size: int, *more: str) -> list[str]:
+    return ["-m", "tinyllm", "train", "--data", corpus, "--max-iters", str(STEPS), "--eval-interval", "4",
+            "--eval-iters", "2", "--log-interval", "1", "--batch-size", str(batch_size), "--n-layer", "2",
+            "--sample-tokens", "0", "--lr", "3e-3", "--warmup-iters", "2", "--out", str(out), *more]
+
+
+def run(command: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=ENV)
+
+
+def losses(stdout: str) -> list[float]:
+    return [float(line.split("| loss ")[1].split()[0]) for line in stdout.splitlines() if "| loss " in line]
+
+
+def test_two_ranks_of_b_take_the_steps_one_process_takes_with_2b(corpus, tmp_path):
+    one = run([sys.executable, *train_args(corpus, tmp_path / "one", 4)])
+    two = run([MPIEXEC, "-n", "2", sys.executable, *train_args(corpus, tmp_path / "two", 2)])
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
+    assert "data parallel: 2 processes, 2 sequences each" in two.stdout
+    assert two.stdout.count("| loss ") == STEPS                # rank 0 alone logs
+    np.testing.assert_allclose(losses(two.stdout), losses(one.stdout), rtol=1e-5)
+    assert float(two.stdout.split("grad norm ")[1].split()[0]) > 1.0   # clipping was at work
+    a, b = (load_checkpoint(tmp_path / name) for name in ("one", "two"))
+    assert a["step"] == b["step"] == STEPS and b["meta"]["world_size"] == 2
+    # Adam divides by √v: where a gradient is ~1e-8, float32's last bits can tip its step either way,
+    # so the absolute tolerance is 1% of the learning rate.
+    for name, weight in a["model"].state_dict().items():
+        np.testing.assert_allclose(b["model"].state_dict()[name], weight, rtol=1e-4, atol=3e-5)
+
+
+RANK_SCRIPT = """
+import numpy as np
+from tinyllm import optim
+from tinyllm.checkpoint import weights_sha256
+from tinyllm.data import TokenBatches
+from tinyllm.distributed import RankBatches, world_from_environment
+from tinyllm.model import GPT, GPTConfig
+from tinyllm.train import train_step
+world = world_from_environment()
+model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.1))
+batches = RankBatches(TokenBatches(np.arange(2000) % 11, block_size=8), world)
+opt, rng = optim.AdamW(model.parameters(), lr=1e-2), np.random.default_rng(0)
+for step in range(5):
+    x, _ = batches.get_batch("train", 3, np.random.default_rng(step))
+    rows = world.all_gather(x.tolist())
+    assert rows[0] != rows[1], "the ranks drew the same rows"
+    train_step(model, opt, batches, 3, rng, world=world)
+    world.check_same_everywhere(f"the weights after step {step}", weights_sha256(model))
+done = world.all_gather(f"rank {world.rank} ok")
+if world.is_main:
+    print(", ".join(done))
+"""
+
+
+def test_every_rank_holds_the_same_weights_after_every_step(tmp_path):
+    script = tmp_path / "ranks.py"
+    script.write_text(RANK_SCRIPT)
+    result = run([MPIEXEC, "-n", "2", sys.executable, str(script)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "rank 0 ok, rank 1 ok"
+
+
+def test_resuming_with_another_rank_count_is_refused_by_name(corpus, tmp_path):
+    first = run([MPIEXEC, "-n", "2", sys.executable, *train_args(corpus, tmp_path / "run", 2)])
+    assert first.returncode == 0, first.stderr[-2000:]
+    more = ["--max-iters", str(STEPS + 4)]
+    again = run([sys.executable, *train_args(corpus, tmp_path / "run", 2), "--resume", *more])
+    assert again.returncode == 2
+    assert "was written by a run of 2 process(es); resume it with as many (this run has 1)" in again.stderr
+    resumed = run([sys.executable, *train_args(corpus, tmp_path / "run", 2), "--resume", *more, "--nproc", "2"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert load_checkpoint(tmp_path / "run")["step"] == STEPS + 4      # --nproc 2 started the two ranks
+    assert resumed.stdout.count("| loss ") == 4                         # and rank 0 alone logged
+
+
+def test_ranks_started_with_different_settings_are_refused(corpus, tmp_path):
+    a = train_args(corpus, tmp_path / "run", 2, "--seed", "1")
+    b = train_args(corpus, tmp_path / "run", 2, "--seed", "2")
+    result = run([MPIEXEC, "-n", "1", sys.executable, *a, ":", "-n", "1", sys.executable, *b])
+    assert result.returncode != 0
+    assert "the ranks disagree on the training config: rank 1 differs from rank 0" in result.stderr
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the ranks' processes through /proc")
+def test_a_rank_killed_mid_run_ends_the_job_and_the_checkpoint_survives(corpus, tmp_path):
+    out = tmp_path / "killed"
+    args = train_args(corpus, out, 2)
+    args[args.index("--max-iters") + 1] = "100000"
+    job = subprocess.Popen([MPIEXEC, "-n", "2", sys.executable, *args], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, env=ENV)
+    deadline = time.time() + 120
+    while not (out / "ckpt.npz").is_file() and time.time() < deadline:
+        time.sleep(0.2)
+    ranks = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _is_rank(p, str(out))]
+    assert len(ranks) == 2, ranks
+    os.kill(max(ranks), signal.SIGKILL)
+    output, _ = job.communicate(timeout=120)
+    assert job.returncode != 0
+    assert "BAD TERMINATION" in output or "KILLED" in output.upper(), output[-2000:]
+    assert load_checkpoint(out)["step"] % 4 == 0             # the last checkpoint, whole
+
+
+def _is_rank(proc: Path, out: str) -> bool:
+    try:
+        words = (proc / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return Path(words[0].decode()).name.startswith("python") and out.encode() in words
