@@ -41,8 +41,9 @@ def run(command: list[str], timeout: float = 300) -> subprocess.CompletedProcess
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=ENV)
 
 
-def losses(stdout: str) -> list[float]:
-    return [float(line.split("| loss ")[1].split()[0]) for line in stdout.splitlines() if "| loss " in line]
+def logged(stdout: str, what: str) -> list[float]:
+    """Each log line's ``what`` ("loss", "grad norm")."""
+    return [float(line.split(f"| {what} ")[1].split()[0]) for line in stdout.splitlines() if f"| {what} " in line]
 
 
 def test_two_ranks_of_b_take_the_steps_one_process_takes_with_2b(corpus, tmp_path):
@@ -51,8 +52,11 @@ def test_two_ranks_of_b_take_the_steps_one_process_takes_with_2b(corpus, tmp_pat
     assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
     assert "data parallel: 2 processes, 2 sequences each" in two.stdout
     assert two.stdout.count("| loss ") == STEPS                # rank 0 alone logs
-    np.testing.assert_allclose(losses(two.stdout), losses(one.stdout), rtol=1e-5)
-    assert float(two.stdout.split("grad norm ")[1].split()[0]) > 1.0   # clipping was at work
+    np.testing.assert_allclose(logged(two.stdout, "loss"), logged(one.stdout, "loss"), rtol=1e-5)
+    # The gradient's norm is the mean gradient's (a sum over the ranks would be twice it; AdamW and
+    # clipping would hide that in the weights); above 1, so clipping was at work.
+    np.testing.assert_allclose(logged(two.stdout, "grad norm"), logged(one.stdout, "grad norm"), rtol=1e-4)
+    assert min(logged(two.stdout, "grad norm")) > 1.0
     a, b = (load_checkpoint(tmp_path / name) for name in ("one", "two"))
     assert a["step"] == b["step"] == STEPS and b["meta"]["world_size"] == 2
     # Adam divides by √v: where a gradient is ~1e-8, float32's last bits can tip its step either way,
