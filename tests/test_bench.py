@@ -12,6 +12,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 HAS_TORCH = importlib.util.find_spec("torch") is not None
+HAS_MPI = importlib.util.find_spec("mpi4py") is not None
 
 
 def run_bench(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -37,6 +38,8 @@ def small_corpus(tmp_path_factory):
                      str(BENCH.parent / "tests" / "data" / "tiny_gpt2"), "--gpt2-tokens", "200"], "gpt2"),
     ("compress.py", ["--ckpt", str(BENCH.parent / "tests" / "data" / "tiny_gpt2"), "--max-bytes", "300"],
      "xz -9e"),
+    pytest.param("ddp.py", ["--steps", "1", "--batch", "2"], "all-reduce",
+                 marks=pytest.mark.skipif(not HAS_MPI, reason="needs mpi4py: pip install -e '.[dist]'")),
 ])
 def test_a_bench_script_prints_its_table(script, args, header):
     result = run_bench(script, *args)
