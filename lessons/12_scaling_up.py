@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Lesson 12 — Scaling up: the same code on a GPU
 #
-# *Where to run it: in your own copy (`tinyllm exercises init DIR`), once exercises 1.1–10.3 are solved
+# *Where to run it: in your own copy (`tinyllm exercises init DIR`), once exercises 1.1–11.1 are solved
 # (this lesson adds none); or in this checkout, where every exercise is solved.*
 #
 # **What you will build:** a view of tinyllm's backend seam, the one place that

@@ -19,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import cuda_kernels
+from .amp import compute_dtype
 from .backend import array_module, column_sums, device_of, is_cupy_array, rng, row_sums
 from .tensor import Tensor, as_tensors, from_op, sum_to_shape
 
@@ -31,6 +32,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     n_out, n_in = weight.shape
     if x.shape[-1] != n_in:
         raise ValueError(f"linear: input {x.shape} has {x.shape[-1]} features, weight {weight.shape} expects {n_in}")
+    if compute_dtype() is not None:         # inside amp.autocast: the products in 16 bits
+        return _linear_in_16_bits(compute_dtype(), x, weight, bias)
     # BEGIN EXERCISE 3.3: forward of linear: fold the batch axes into rows, one product with Wᵀ, add the bias
     x2 = x.data.reshape(-1, n_in)                       # (N, in)
     out = x2 @ weight.data.T                            # (N, in) @ (in, out) -> (N, out)
@@ -49,6 +52,28 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             grads.append(column_sums(g2) if bias.requires_grad else None)  # (N, out) -> (out,)
         return tuple(grads)
         # END EXERCISE
+    return from_op(out.reshape(*x.shape[:-1], n_out), parents, backward, "linear")
+
+
+def _linear_in_16_bits(dtype, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``linear`` under ``amp.autocast``: the three products in ``dtype`` (float16 or bfloat16, the
+    format of a GPU's tensor cores), each cast back to float32; the bias and its gradient in float32."""
+    n_out, n_in = weight.shape
+    x16 = x.data.reshape(-1, n_in).astype(dtype)      # (N, in)
+    w16 = weight.data.astype(dtype)                   # (out, in): a 16-bit copy; the float32 weight is the master
+    out = (x16 @ w16.T).astype(x.dtype)               # (N, in) @ (in, out) in 16 bits -> float32
+    if bias is not None:
+        out += bias.data
+    parents = (x, weight) if bias is None else (x, weight, bias)
+
+    def backward(g):
+        g2 = g.reshape(-1, n_out)                     # (N, out), float32
+        g16 = g2.astype(dtype)
+        grads = [(g16 @ w16).astype(x.dtype).reshape(x.shape) if x.requires_grad else None,   # dx = g W
+                 (g16.T @ x16).astype(weight.dtype) if weight.requires_grad else None]        # dW = gᵀ x
+        if bias is not None:
+            grads.append(column_sums(g2) if bias.requires_grad else None)
+        return tuple(grads)
     return from_op(out.reshape(*x.shape[:-1], n_out), parents, backward, "linear")
 
 

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import optim
+from .amp import GradScaler, autocast, dtype_of
 from .backend import check_device, default_device, manual_seed, reseed, rng as backend_rng, set_tf32, xp_for
 from .checkpoint import checkpoint_path, load_checkpoint, load_optimizer_state, save_checkpoint, weights_sha256
 from .data import BPE_VOCAB_SIZE, TokenBatches, encode_corpus, load_corpus, make_tokenizer
@@ -44,6 +45,7 @@ class TrainConfig:
     dropout: float = 0.0
     device: str = field(default_factory=default_device)  # "cpu", or TINYLLM_DEVICE when set
     tf32: bool = False             # GPU only: TF32 tensor cores for float32 matmuls
+    dtype: str = "float32"         # "float16" or "bfloat16": mixed precision, the Linear products in 16 bits (amp.py)
     batch_size: int = 12
     grad_accum: int = 1            # micro-batches per optimizer step
     max_iters: int = 1000
@@ -102,6 +104,7 @@ class TrainConfig:
                 if getattr(self, name) is not None:
                     refuse(name, "left out with --init-from, whose model has its own shape")
         check_device(self.device)
+        dtype_of(self.dtype)    # a known name, and ml_dtypes there for bfloat16
 
     def model_config(self, vocab_size: int) -> GPTConfig:
         """The preset's shape with this run's overrides, for a tokenizer of ``vocab_size``."""
@@ -161,6 +164,27 @@ def train_step(model: GPT, opt: optim.Optimizer, batches: TokenBatches, batch_si
     opt.step()
     return loss, norm
     # END EXERCISE
+
+
+def scaled_train_step(model: GPT, opt: optim.Optimizer, batches: TokenBatches, batch_size: int,
+                      rng: np.random.Generator, grad_accum: int, grad_clip: float, world: World,
+                      scaler: GradScaler) -> tuple[Tensor, np.ndarray]:
+    """``train_step`` for float16 (amp.py): each micro-batch's loss scaled up by ``scaler.scale``
+    before its backward, so that small gradients survive the 16-bit products; the gradients
+    scaled back down before the clip; a step whose gradients overflowed is skipped (and the
+    scale halved: ``scaler.update``)."""
+    opt.zero_grad()
+    for _ in range(grad_accum):
+        x, y = batches.get_batch("train", batch_size, rng)
+        _, loss = model(x, y)
+        (loss * (scaler.scale / grad_accum)).backward()
+    world.average_gradients(model.parameters())
+    finite = scaler.unscale_(model.parameters())      # the same on every rank: the gradients are the average
+    norm = optim.clip_grad_norm_(model.parameters(), grad_clip or math.inf)
+    if finite:
+        opt.step()
+    scaler.update(finite)
+    return loss, norm
 
 
 @no_grad()
@@ -337,6 +361,13 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print, world: World | N
         log(f"data parallel: {world.size} processes, {cfg.batch_size} sequences each per micro-batch")
     trainable = [p for p in model.parameters() if p.requires_grad]  # with LoRA: the adapters only
     opt = optim.AdamW(trainable, lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
+    scaler = GradScaler() if cfg.dtype == "float16" else None   # bfloat16 has float32's range: no scaling
+    if scaler and cfg.resume and "loss_scaler" in ckpt["meta"]:
+        vars(scaler).update(ckpt["meta"]["loss_scaler"])
+    if cfg.dtype != "float32":
+        log(f"mixed precision: the Linear layers' products in {cfg.dtype}, the rest and the weights in float32"
+            + (f"; loss scaling from {scaler.scale:g}" if scaler else "")
+            + ("; slow on a CPU (NumPy has no 16-bit BLAS): made for GPUs" if cfg.device == "cpu" else ""))
     if cfg.resume and ckpt["optimizer_state"] is None:
         log(f"{checkpoint_path(cfg.out)} holds no optimizer state: AdamW starts afresh (its moments at 0)")
     elif cfg.resume:
@@ -366,7 +397,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print, world: World | N
         last = step == cfg.max_iters
         # (a resumed run skips the evaluation its checkpoint was written after: it drew random batches)
         if (step % cfg.eval_interval == 0 or last) and not (cfg.resume and step == first_step):
-            losses = estimate_loss(model, batches, cfg.batch_size, cfg.eval_iters, rng)
+            with autocast(cfg.dtype):
+                losses = estimate_loss(model, batches, cfg.batch_size, cfg.eval_iters, rng)
             losses = {split: world.mean(loss) for split, loss in losses.items()}   # each rank scored its share
             _stop_if_diverged(cfg, step, saved_step, {"train loss": losses["train"], "val loss": losses["val"]})
             history["eval_step"].append(step)
@@ -375,6 +407,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print, world: World | N
             log(f"step {step:5d} | eval: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
             random_states = {"batches": rng.bit_generator.state, "dropout": backend_rng(np).bit_generator.state}
             extra = {"train_config": asdict(cfg), "rng": random_states, "history": history, "world_size": world.size,
+                     **({"loss_scaler": vars(scaler)} if scaler else {}),
                      **({"lora": lora_base} if lora_base else {})}
             if world.is_main:
                 save_checkpoint(out, model, opt, tokenizer, step, extra)
@@ -391,12 +424,19 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print, world: World | N
 
         step_began = time.perf_counter()
         opt.lr = optim.cosine_lr(step, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
-        loss, norm = train_step(model, opt, batches, cfg.batch_size, rng, cfg.grad_accum, cfg.grad_clip, world)
+        with autocast(cfg.dtype):
+            if scaler:
+                loss, norm = scaled_train_step(model, opt, batches, cfg.batch_size, rng, cfg.grad_accum,
+                                               cfg.grad_clip, world, scaler)
+            else:
+                loss, norm = train_step(model, opt, batches, cfg.batch_size, rng, cfg.grad_accum, cfg.grad_clip, world)
         if step == first_step:
             began = time.perf_counter()   # the clock for the time left: after the first step's warm-up
         if step % cfg.log_interval == 0:
             loss_value = world.mean(loss.item())  # reading the loss waits for the device: only when logging
-            _stop_if_diverged(cfg, step, saved_step, {"loss": loss_value, "grad norm": float(norm)})
+            # (a float16 step skipped for an overflow has an infinite norm by design: the scaler deals with it)
+            checked = {"loss": loss_value} | ({} if scaler and not scaler.last_finite else {"grad norm": float(norm)})
+            _stop_if_diverged(cfg, step, saved_step, checked)
             seconds = time.perf_counter() - step_began
             tok_s = tokens_per_step / seconds
             mfu = flops_per_token(config, n_params) * tok_s / (peak * world.size)   # each rank has its own peak
@@ -406,6 +446,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print, world: World | N
             left = (time.perf_counter() - began) / max(step - first_step, 1) * (cfg.max_iters - step - 1)
             log(f"step {step:5d} | loss {loss_value:.4f} | lr {opt.lr:.2e} | grad norm {float(norm):.3f} | "
                 f"{seconds * 1e3:6.1f} ms/step | {tok_s:8,.0f} tokens/s | MFU {mfu:.0%}"
+                + (f" | loss scale {scaler.scale:g}" if scaler else "")
                 + (f" | {_duration(left)} left" if step > first_step else ""))
     log(f"trained {cfg.max_iters - first_step} steps in {_duration(time.perf_counter() - started)}; "
         f"checkpoint: {checkpoint_path(out)}   loss curve: {out / 'loss.png'}")

@@ -1,0 +1,93 @@
+"""Mixed precision: 16-bit products in F.linear under autocast, loss scaling, a float16 run beside
+a float32 one. On the CPU, with NumPy's float16 (and bfloat16 from ml_dtypes when installed)."""
+import importlib.util
+
+import numpy as np
+import pytest
+
+from tinyllm import Tensor, functional as F
+from tinyllm.amp import GradScaler, autocast, compute_dtype
+from tinyllm.nn import Parameter
+
+HAS_BFLOAT16 = importlib.util.find_spec("ml_dtypes") is not None
+DTYPES = ["float16", pytest.param("bfloat16", marks=pytest.mark.skipif(not HAS_BFLOAT16, reason="needs ml_dtypes"))]
+
+
+def linear_and_grads(x, w, b):
+    inputs = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    out = F.linear(*inputs)
+    (out * out).sum().backward()
+    return [out.data] + [t.grad.data for t in inputs]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_under_autocast_multiplies_in_16_bits_and_answers_in_float32(dtype):
+    rng = np.random.default_rng(0)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((3, 5, 32), (16, 32), (16,)))
+    w *= 0.2
+    exact = linear_and_grads(x, w, b)
+    with autocast(dtype):
+        assert compute_dtype() == np.dtype(dtype) if dtype == "float16" else compute_dtype().name == "bfloat16"
+        mixed = linear_and_grads(x, w, b)
+    assert compute_dtype() is None                                  # back to float32 outside
+    digits = {"float16": 2 ** -10, "bfloat16": 2 ** -7}[dtype]      # each format's rounding step
+    for got, want in zip(mixed, exact):
+        assert got.dtype == np.float32
+        scale = np.abs(want).max()
+        assert np.abs(got - want).max() <= 8 * digits * scale, (dtype, np.abs(got - want).max(), scale)
+        assert np.abs(got - want).max() > 0                         # the products really were rounded
+
+
+def test_the_scaler_keeps_small_gradients_float16_would_lose():
+    # A gradient of 1e-8 is below float16's smallest subnormal (6e-8): unscaled, the 16-bit product
+    # gives 0; scaled by 2^16 it survives, and unscaling gives it back in float32.
+    x = np.full((1, 4), 1e-4, np.float32)
+    w = Parameter(np.full((1, 4), 0.5, np.float32))
+    for scale, survives in ((1.0, False), (2.0 ** 16, True)):
+        w.grad = None
+        with autocast("float16"):
+            out = F.linear(Tensor(x), w)
+        (out * np.float32(1e-4 * scale)).sum().backward()           # d loss / d out = 1e-4: dW = 1e-8
+        scaler = GradScaler(init_scale=scale)
+        assert scaler.unscale_([w])
+        np.testing.assert_allclose(w.grad.numpy(), 1e-8 if survives else 0.0, rtol=1e-2)
+
+
+def test_the_scaler_skips_an_overflowing_step_halves_and_grows_again():
+    scaler = GradScaler(init_scale=1024.0, growth_interval=3)
+    p = Parameter(np.zeros(2, np.float32))
+    p.grad = Tensor(np.array([np.inf, 1.0], np.float32))
+    assert not scaler.unscale_([p])
+    scaler.update(False)
+    assert scaler.scale == 512.0 and scaler.skipped == 1 and not scaler.last_finite
+    for _ in range(3):
+        scaler.update(True)
+    assert scaler.scale == 1024.0 and scaler.good_steps == 0
+
+
+def test_an_unknown_dtype_is_refused_by_name():
+    with pytest.raises(ValueError, match="unknown dtype 'float8'; choose from float32, float16, bfloat16"):
+        with autocast("float8"):
+            pass
+    from tinyllm.train import TrainConfig
+    with pytest.raises(ValueError, match="unknown dtype 'half'"):
+        TrainConfig(dtype="half")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_mixed_precision_run_follows_the_float32_run(tmp_path, dtype):
+    from tinyllm.checkpoint import load_checkpoint
+    from tinyllm.train import TrainConfig, train
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 100, encoding="utf-8")
+    common = dict(data=str(corpus), max_iters=30, eval_interval=30, eval_iters=2, log_interval=1, sample_tokens=0,
+                  n_layer=1, n_embd=32, n_head=2, block_size=16, batch_size=4, lr=3e-3, warmup_iters=5)
+    lines = []
+    full = train(TrainConfig(out=str(tmp_path / "f32"), **common), log=lambda line: None)
+    mixed = train(TrainConfig(out=str(tmp_path / dtype), dtype=dtype, **common), log=lines.append)
+    assert any(f"the Linear layers' products in {dtype}" in line for line in lines)
+    assert any("| loss scale 65536" in line for line in lines) == (dtype == "float16")
+    assert abs(mixed["loss"][-1] / full["loss"][-1] - 1) < 0.01         # the curves agree at the end
+    assert abs(mixed["val"][-1] / full["val"][-1] - 1) < 0.01
+    weights = load_checkpoint(tmp_path / dtype)["model"].state_dict()
+    assert all(w.dtype == np.float32 for w in weights.values())        # the master weights stay float32
