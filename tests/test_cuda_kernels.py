@@ -163,7 +163,7 @@ def test_a_training_step_on_the_gpu_path_never_waits_for_the_gpu(monkeypatch):
     assert model.device == "cuda" and loss.device == "cuda"
     assert {"tinyllm_gelu", "tinyllm_softmax", "tinyllm_layer_norm", "tinyllm_dropout", "tinyllm_adamw"} <= set(calls)
     values = [step_loss.item() for step_loss in losses]  # logging: now the host waits, once per value read
-    assert host_reads == ["item"] * 3 and values[-1] < values[0]
+    assert len(host_reads) == 3 and values[-1] < values[0]   # (the loss and its target check: one read)
 
 
 def resume_on_the_other_device(tmp_path, first: str, then: str) -> None:

@@ -177,8 +177,16 @@ class Tensor:
         """The single number in a one-element tensor, as a Python scalar."""
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
-        self._run_deferred_checks()
-        return self.data.item()
+        if not self._deferred:
+            return self.data.item()
+        # The value and the deferred checks' flags in one read from the device, not one each.
+        xp = array_module(self.data)
+        value, *failed = xp.concatenate([xp.asarray(a).reshape(1).astype(xp.float64)
+                                         for a in (self.data, *(flag for flag, _ in self._deferred))]).tolist()
+        for flag, (_, message) in zip(failed, self._deferred):
+            if flag:
+                raise ValueError(message)
+        return value if self.dtype.kind == "f" else int(value)
 
     # --- reverse-mode autodiff -------------------------------------------
     def backward(self, grad=None, retain_graph: bool = False) -> None:
