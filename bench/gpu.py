@@ -2,12 +2,14 @@
 
 Two shapes: GPT-2 124M (batch 16, block 1024, vocabulary 50257) and nanoGPT's
 shakespeare_char model `char-small` (batch 64, block 256). Each runs the full
-step (forward, backward, clip, AdamW) in float32, then with TF32 matmuls, in
-tinyllm and in PyTorch eager with the same weights. Printed: ms/step, tokens/s,
+step (forward, backward, clip, AdamW) in float32, with TF32 matmuls, and in mixed
+precision (bf16, fp16: autocast, float32 master weights; fp16 with loss scaling),
+in tinyllm and in PyTorch eager with the same weights (PyTorch's attention is its
+fused one, in 16 bits under autocast; tinyllm's stays float32). Printed: ms/step, tokens/s,
 the ratio tinyllm / PyTorch, and the GPU memory each framework's allocator held
 at its peak.
 
-    python bench/gpu.py [--steps 10] [--presets gpt2,char-small] [--no-torch]
+    python bench/gpu.py [--steps 10] [--presets gpt2,char-small] [--precisions fp32,tf32,bf16,fp16] [--no-torch]
     python bench/gpu.py --profile [--presets char-small]
 
 --profile instead shows where tinyllm's step spends its time on the GPU: the
@@ -48,23 +50,39 @@ def time_step(step, steps: int, sync) -> float:
     return float(np.median(times))
 
 
-def bench_tinyllm(config, ids, steps, tf32):
+AUTOCAST = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+def bench_tinyllm(config, ids, steps, precision):
+    from tinyllm.amp import GradScaler, autocast
     cp = xp_for("cuda")
-    set_tf32(tf32)
+    set_tf32(precision == "tf32")
     model, _, full = tinyllm_steps(config, ids, "cuda")
     pool = cp.get_default_memory_pool()
-    seconds = time_step(full, steps, cp.cuda.Device().synchronize)
+    scaler = GradScaler() if precision == "fp16" else None
+
+    def step():
+        with autocast(AUTOCAST.get(precision, "float32")):
+            full()
+        if scaler:   # the scaler's own work: unscale, the finite check (a read), the scale's update
+            scaler.update(scaler.unscale_(model.parameters()))
+    seconds = time_step(step, steps, cp.cuda.Device().synchronize)
     peak = pool.total_bytes()  # the pool keeps every block it ever needed: its size is the peak
     set_tf32(False)
     return seconds, peak, model.state_dict()
 
 
-def bench_torch(config, ids, state, steps, tf32):
+def bench_torch(config, ids, state, steps, precision):
     import torch
-    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
     _, full = torch_steps(config, ids, state, "cuda")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+    def step():
+        with torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
+            full()
     torch.cuda.reset_peak_memory_stats()
-    seconds = time_step(full, steps, torch.cuda.synchronize)
+    seconds = time_step(step, steps, torch.cuda.synchronize)
     torch.backends.cuda.matmul.allow_tf32 = False
     return seconds, torch.cuda.max_memory_reserved()
 
@@ -119,6 +137,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--presets", default="gpt2,char-small")
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--precisions", default="fp32,tf32,bf16,fp16",
+                        help="fp32, tf32, and mixed precision bf16 (needs ml_dtypes and CuPy's bfloat16) and fp16")
     parser.add_argument("--profile", action="store_true", help="show where tinyllm's step spends its time")
     args = parser.parse_args()
     try:
@@ -136,16 +156,22 @@ def main() -> None:
     for preset in args.presets.split(","):
         config, ids = random_batch(preset, BATCH[preset])
         B, T = BATCH[preset], config.block_size
-        for tf32 in (False, True):
-            t_ours, mem_ours, state = bench_tinyllm(config, ids, args.steps, tf32)
+        for precision in args.precisions.split(","):
+            try:
+                t_ours, mem_ours, state = bench_tinyllm(config, ids, args.steps, precision)
+            except Exception as e:   # bfloat16 on a CuPy without it, say: a row that says so, and on
+                rows.append([f"{preset} B={B} T={T}", precision, "tinyllm", f"failed: {type(e).__name__}: {e}"[:80],
+                             "", "", ""])
+                release_gpu_memory()
+                continue
             release_gpu_memory()
             impls = [("tinyllm", t_ours, mem_ours)]
             if not args.no_torch:
-                impls.append(("pytorch", *bench_torch(config, ids, state, args.steps, tf32)))
+                impls.append(("pytorch", *bench_torch(config, ids, state, args.steps, precision)))
                 release_gpu_memory()
             for name, seconds, mem in impls:
                 ratio = f"{impls[1][1] / seconds:.2f}" if len(impls) > 1 else "-"
-                rows.append([f"{preset} B={B} T={T}", "tf32" if tf32 else "fp32", name, seconds * 1e3,
+                rows.append([f"{preset} B={B} T={T}", precision, name, seconds * 1e3,
                              f"{B * T / seconds:,.0f}", ratio, f"{mem / 2**30:.1f}"])
     print("ms: median full step (forward, backward, clip, AdamW); ratio = tinyllm tokens/s / PyTorch tokens/s; "
           "memory: GiB held by the allocator at its peak")
