@@ -127,6 +127,8 @@ def test_a_rank_killed_mid_run_ends_the_job_and_the_checkpoint_survives(corpus, 
                            stderr=subprocess.STDOUT, text=True, env=ENV)
     deadline = time.time() + 120
     while not (out / "ckpt.npz").is_file() and time.time() < deadline:
+        if job.poll() is not None:
+            pytest.fail("the job ended before its first checkpoint:\n" + job.communicate()[0][-3000:])
         time.sleep(0.2)
     ranks = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _is_rank(p, str(out))]
     assert len(ranks) == 2, ranks
