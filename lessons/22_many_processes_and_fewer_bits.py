@@ -107,9 +107,9 @@ else:
 
 # %% [markdown]
 # The losses agree to float32's rounding. What the second process bought is time: on the
-# 2-core machine of bench/RESULTS.md (`python bench/ddp.py`), two processes of one BLAS
-# thread each trained twice the tokens per second of one, and 1.6 times those of one process
-# using both cores; the all-reduce took about a tenth of each step. On GPUs the exchange goes
+# 2-core machine of bench/RESULTS.md (`python bench/ddp.py`, two runs), two processes of one
+# BLAS thread each trained 1.9 to 2.0 times the tokens per second of one, and 1.6 to 1.7 times
+# those of one process using both cores; the all-reduce took 6 to 12% of each step. On GPUs the exchange goes
 # over NVLink (NCCL) and is overlapped with the backward; the arithmetic is the same.
 #
 # ## Fewer bits: float32, float16, bfloat16
