@@ -55,7 +55,7 @@ def _params(text: str) -> list[tuple[str, str]]:
 def _host_source(kernel, T: str, is_array: list[bool]) -> str:
     """C++ for one kernel: one call runs every row (reduction) or every element (elementwise)."""
     ins, outs = _params(kernel.args[0]), _params(kernel.args[1])
-    ctype = {"T": T, "bool": "bool", "int64": "long long"}
+    ctype = {"T": T, "bool": "bool", "int64": "long long", "float64": "double"}
     params, loads = [], []
     for (t, name), array in zip(ins, is_array):
         if array:
@@ -120,8 +120,9 @@ def host_call(kernel, *inputs, axis=None, keepdims=False):
         rows, cols = int(np.prod(shape)), 1
     else:
         assert axis in (-1, len(shape) - 1) and keepdims, "tinyllm reduces along the last axis, keeping it"
-        assert all(r.shape == shape[:-1] + (1,) and r.dtype == dtype for r in given)
-        results = list(given) or [np.empty(shape[:-1] + (1,), dtype) for _ in outs]
+        out_dtypes = [dtype if t == "T" else np.dtype(t) for t, _ in outs]   # "T s", or a type of its own
+        assert all(r.shape == shape[:-1] + (1,) and r.dtype == d for r, d in zip(given, out_dtypes))
+        results = list(given) or [np.empty(shape[:-1] + (1,), d) for d in out_dtypes]
         rows, cols = int(np.prod(shape[:-1])), shape[-1]
     function = _host_function(kernel, c_name, [isinstance(a, np.ndarray) for a in args])
     function(*[a.ctypes.data_as(ctypes.c_void_p) if isinstance(a, np.ndarray) else a for a in args],

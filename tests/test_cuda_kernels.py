@@ -276,3 +276,33 @@ def test_an_out_of_range_target_on_a_pretended_gpu_is_reported_where_the_loss_is
         loss.item()
     with pytest.raises(ValueError, match=r"a target id is outside 0\.\.4"):
         F.cross_entropy(Tensor(np.zeros((1, 5), np.float32)), np.array([5]))   # on the CPU: at once
+
+
+def test_token_ids_out_of_range_on_a_pretended_gpu_are_reported_with_the_logits_and_the_loss(monkeypatch):
+    """CuPy reads some other row for an id past the table, without an error; the ids are checked
+    on the device instead, and the answer read with what was computed from them."""
+    from cuda_on_host import pretend_cupy
+    host_reads = pretend_cupy(monkeypatch)
+    from tinyllm.backend import to_device
+    from tinyllm.model import GPT, GPTConfig
+    model = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16)).to("cuda")
+    ids = to_device(np.array([[1, 2, 3, 25]]), "cuda")                # 25: past the 20-row table
+    targets = to_device(np.array([[2, 3, 4, 5]]), "cuda")
+    logits, loss = model(ids, targets)
+    assert host_reads == []                                            # nothing waited for the GPU yet
+    loss.backward()                                                    # (the gradients exist; they are not trusted)
+    for read in (loss.item, logits.numpy):
+        with pytest.raises(ValueError, match=r"index out of range for axis 0 of a tensor of shape \(20, 16\)"):
+            read()
+    good, _ = model(to_device(np.array([[1, 2, 3, 4]]), "cuda"))
+    assert good.numpy().shape == (1, 4, 20)
+
+
+def test_clip_grad_norm_on_the_gpu_path_sums_squares_without_overflow(monkeypatch):
+    run_gpu_path_on_host(monkeypatch)
+    a, b = Parameter(np.zeros(2)), Parameter(np.zeros(1))
+    a.grad, b.grad = Tensor(np.array([1e20, -1e20], np.float32)), Tensor(np.array([1e20 * np.sqrt(2.0)], np.float32))
+    norm = optim.clip_grad_norm_([a, b], max_norm=1.0)
+    assert "tinyllm_sum_of_squares" in calls
+    assert float(norm) == pytest.approx(2e20, rel=1e-6)
+    np.testing.assert_allclose(a.grad.numpy(), [0.5, -0.5], rtol=1e-5)

@@ -144,6 +144,16 @@ def softmax_backward(y, g):
     return _softmax_backward(y, g, _row_sum_of_products(g, y, 1, axis=-1, keepdims=True))
 
 
+# Σ x², accumulated in double: the squares of gradients past ~1.8e19 overflow float32 (clip_grad_norm_).
+_sum_of_squares = _Kernel("ReductionKernel", "T x", "float64 s", "double(x) * double(x)", "a + b", "s = a", "0",
+                          "tinyllm_sum_of_squares", reduce_type="double")
+
+
+def sum_of_squares(x):
+    """Σ x² of a 1-D array, in float64: a 0-d array on the device."""
+    return _sum_of_squares(x.reshape(1, -1), axis=-1, keepdims=True).reshape(())
+
+
 # ---------------------------------------------------------------------------
 # LayerNorm along the last axis: x̂ = (x - μ)/σ, y = x̂·w + b, σ = √(var + eps).
 # The backward, with d = g·w:  dx = (d - mean(d) - x̂·mean(d·x̂)) / σ.

@@ -305,6 +305,8 @@ def from_op(data, parents: Sequence[Tensor], backward: Callable, op: str) -> Ten
     out._op = op
     out._retains_grad = False
     out._outputs = ()
+    if any(p._deferred for p in parents):      # a check not yet read travels on to what was made from it
+        out._deferred = tuple({id(check): check for p in parents for check in p._deferred}.values())
     out.requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
     out.is_leaf = not out.requires_grad
     out._parents = tuple(parents) if out.requires_grad else ()

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..backend import array_module, scatter_add
+from ..backend import array_module, is_cupy_array, scatter_add
 from ..tensor import Tensor, as_tensors, from_op, from_op_outputs
 from .reduce import normalize_axes
 
@@ -63,6 +63,9 @@ def getitem(a: Tensor, index) -> Tensor:
         index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
     xp = array_module(a.data)
     basic = _is_basic_index(index)
+    checks = []
+    if not basic and is_cupy_array(a.data):
+        index, checks = _in_range_on_the_device(xp, index, a.shape)
 
     def backward(g):
         # BEGIN EXERCISE 6.1: backward of indexing: put g back where it was read; add up rows read twice
@@ -77,7 +80,28 @@ def getitem(a: Tensor, index) -> Tensor:
         out = a.data[index]
     except IndexError as e:
         raise IndexError(f"index into a tensor of shape {a.shape}: {e}") from None
-    return from_op(out, (a,), backward, "getitem")
+    result = from_op(out, (a,), backward, "getitem")
+    for failed, message in checks:
+        result.defer_check(failed, message)
+    return result
+
+
+def _in_range_on_the_device(xp, index, shape: tuple[int, ...]):
+    """Integer index arrays on a GPU, checked there: NumPy raises an IndexError for an index out
+    of range, CuPy reads some other element without a word, and asking at once would make the
+    host wait. So each such index is replaced by 0 (no read outside the array) and the check
+    travels with the result, read where it is (``Tensor.defer_check``)."""
+    parts, checks = list(index) if isinstance(index, tuple) else [index], []
+    for axis, part in enumerate(parts):
+        if part is Ellipsis or part is None:
+            break                                  # later parts no longer name their axis by position
+        if is_cupy_array(part) and part.dtype.kind in "iu":
+            n = shape[axis]
+            outside = (part < -n) | (part >= n)
+            parts[axis] = xp.where(outside, 0, part)
+            checks.append((outside.any(), f"index out of range for axis {axis} of a tensor of shape {shape} "
+                                          f"(on the GPU, where it is checked when the result is read)"))
+    return (tuple(parts) if isinstance(index, tuple) else parts[0]), checks
 
 
 def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
