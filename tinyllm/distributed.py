@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -133,10 +137,6 @@ class RankBatches:
 def launch(nproc: int, argv: list[str]) -> int:
     """Run ``tinyllm ARGV`` as ``nproc`` ranks under mpiexec (``tinyllm train --nproc N``), each
     with its share of the cores for its BLAS threads; returns the job's exit status."""
-    import shutil
-    import subprocess
-    import sys
-    from pathlib import Path
     beside_python = Path(sys.executable).parent / "mpiexec"      # a virtual environment's, from the mpich wheel
     mpiexec = str(beside_python) if beside_python.is_file() else shutil.which("mpiexec")
     try:
