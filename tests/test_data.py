@@ -121,7 +121,7 @@ def test_id_dtype_follows_the_vocabulary():
 
 
 def test_fuzzed_corpus_files_load_or_fail_with_one_clear_error(tmp_path):
-    from test_pretrained import loads_or_refuses, mutated
+    from fuzzing import loads_or_refuses, mutated
     rng = np.random.default_rng(0)
     good = ("First Citizen:\nBefore we proceed any further, hear me speak. Café, naïve — 😀\n" * 200).encode()
     path = tmp_path / "fuzzed.txt"

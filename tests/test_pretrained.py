@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
+from fuzzing import loads_or_refuses, mutated
 
 from tinyllm.checkpoint import load_checkpoint
 from tinyllm.cli import main
@@ -324,31 +325,6 @@ def test_a_config_its_weights_contradict_is_refused_before_any_model_is_built(tm
     with pytest.raises(ValueError, match=f"its config does not fit its arrays: .*{claim}"):
         load_gpt2(directory)
     assert time.perf_counter() - began < 2.0
-
-
-def mutated(good: bytes, rng) -> bytes:
-    """``good`` cut short (a third of the time) or with a few bytes changed."""
-    data = bytearray(good)
-    if rng.random() < 1 / 3:
-        return bytes(data[:rng.integers(0, len(data))])
-    for at in rng.integers(0, len(data), rng.integers(1, 8)):
-        data[at] = rng.integers(0, 256)
-    return bytes(data)
-
-
-def loads_or_refuses(load, count: int) -> dict:
-    """Each call of ``load(i)`` loads, or raises one ValueError, in under 2 s; the tally of each."""
-    import time
-    outcomes = {"loaded": 0, "refused": 0}
-    for i in range(count):
-        began = time.perf_counter()
-        try:
-            load(i)
-            outcomes["loaded"] += 1
-        except ValueError:
-            outcomes["refused"] += 1
-        assert time.perf_counter() - began < 2.0, i
-    return outcomes
 
 
 def test_fuzzed_safetensors_files_and_gpt2_directories_load_or_fail_with_one_clear_error(tmp_path):
