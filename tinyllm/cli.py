@@ -150,8 +150,9 @@ def _add_train_command(commands) -> None:
              "block_size": "context length in tokens (None: the preset's)",
              "dropout": "dropout probability in training (0.2 helps larger models on small data)",
              "batch_size": "sequences per micro-batch", "seed": "seed of initialisation, batches and dropout",
-             "resume": "continue from OUT/ckpt.npz where it left off, bit for bit on the CPU; --device may "
-                       "differ from the first run's (on a GPU, dropout's random draws start again from the seed)",
+             "resume": "continue from OUT/ckpt.npz where it left off, bit for bit on the device it ran on "
+                       "(with as many --nproc processes); --device may differ from the first run's (dropout "
+                       "then draws other masks)",
              "init_from": "fine-tune: start from this checkpoint's model and tokenizer (a tinyllm checkpoint, "
                           "or GPT-2's files as for sample --ckpt) instead of a new model; --preset, --tokenizer "
                           "and --vocab-size are then unused, --block-size crops its context, --dropout applies",
