@@ -232,10 +232,9 @@ class GPT(Module):
         if past + ids.shape[1] > self.config.block_size:
             raise ValueError(f"sequence length {past + ids.shape[1]} exceeds the model's block_size "
                              f"{self.config.block_size}; crop the context to the last {self.config.block_size}")
-        # The range is checked while the ids are on the host. Ids already on the GPU (training
-        # batches) are not: reading their min and max would wait for the GPU at every step. (Their
-        # targets, the same tokens one step on, are: cross_entropy checks them on the device and
-        # the answer is read with the loss.)
+        # The range is checked here while the ids are on the host. Ids already on the GPU (training
+        # batches) are checked there, by the embedding's lookup (ops/shape.py), and the answer is
+        # read with the logits and the loss: reading it now would wait for the GPU at every step.
         if device_of(ids) == "cpu" and ids.size and (ids.min() < 0 or ids.max() >= self.config.vocab_size):
             raise ValueError(f"token ids must be in 0..{self.config.vocab_size - 1}, "
                              f"got values from {ids.min()} to {ids.max()}")
