@@ -97,7 +97,9 @@ print(f"y {y.shape}: {tok.decode(y[0, :24])!r}...  (the same text, one character
 # `train_step` (exercise 9.6) is what every step does: forget the last gradients
 # (`zero_grad`), run the batch forward to the loss and backward to the gradients
 # (`accumulate_gradients`, exercise 9.5: it can split a batch too big for memory into
-# micro-batches and add up their gradients), clip, and let the optimizer step. The loop
+# micro-batches and add up their gradients), clip, and let the optimizer step. (One more
+# line sits before the clip, `world.average_gradients`: with one process it does nothing;
+# lesson 22 runs several, which average their gradients there.) The loop
 # around it sets the learning rate of this step and logs: the loss, the learning rate,
 # the gradient norm and the speed. `tinyllm/train.py` adds evaluation on held-out text,
 # checkpoints and samples around exactly this loop.
