@@ -33,7 +33,7 @@ def add_compress_commands(commands) -> None:
                         "never returned wrong.")
         command.add_argument("input", help="the file to read")
         command.add_argument("-o", "--output", default=None,
-                             help=f"where to write (default: the input with {SUFFIX} added, or removed)")
+                             help=f"where to write (None: the input with {SUFFIX} added, or removed)")
         command.add_argument("--ckpt", default="out", help=CHECKPOINT_HELP)
         command.add_argument("--device", default=default_device(), help="cpu or cuda; decompress on the device "
                                                                         "that compressed")
@@ -41,7 +41,7 @@ def add_compress_commands(commands) -> None:
         if name == "compress":
             command.add_argument("--streams", type=int, default=None,
                                  help="pieces coded side by side, one model batch row each: more is faster and a "
-                                      "little larger (default: one per 512 tokens, at most 64)")
+                                      "little larger (None: one per 512 tokens, at most 64)")
         command.set_defaults(run=_compress if name == "compress" else _decompress)
 
 
