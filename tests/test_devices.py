@@ -96,3 +96,38 @@ def test_a_run_resumes_on_the_other_device(tmp_path, first, then):
     """A checkpoint written on one device (weights, AdamW's moments, the step) resumes on the other,
     and the losses go on as in a run that never moved."""
     resume_on_the_other_device(tmp_path, first, then)
+
+
+def test_session_16_gpu_paths_on_a_real_gpu():
+    """What tests/test_cuda_kernels.py checks on a pretended GPU, once on CuPy itself: the float64
+    sum of squares in clip_grad_norm_, ids and targets out of range reported where read, a
+    compression round trip, and F.linear under autocast."""
+    from tinyllm import functional as F, optim
+    from tinyllm.amp import autocast
+    from tinyllm.backend import to_device
+    from tinyllm.compress import compress, decompress
+    from tinyllm.nn import Parameter
+    from tinyllm.tokenizer import CharTokenizer
+    p = Parameter(to_device(np.zeros(3, np.float32), "cuda"))
+    p.grad = Tensor(np.array([1e20, -1e20, 1e20 * np.sqrt(2.0)], np.float32), device="cuda")
+    assert float(optim.clip_grad_norm_([p], 1.0)) == pytest.approx(2e20, rel=1e-6)
+
+    tinyllm.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16)).to("cuda")
+    ids, targets = to_device(np.array([[1, 2, 3, 25]]), "cuda"), to_device(np.array([[2, 3, 4, 5]]), "cuda")
+    with pytest.raises(ValueError, match="index out of range for axis 0"):
+        model(ids, targets)[1].item()
+    with pytest.raises(ValueError, match="a target id is outside"):
+        model(to_device(np.array([[1, 2, 3, 4]]), "cuda"), to_device(np.array([[2, 3, 4, 20]]), "cuda"))[1].item()
+
+    tok = CharTokenizer("abcdefghijklmnopqrst")
+    data = ("the cat sat — on a mat".encode() + b"\xff\xfe") * 20     # outside the vocabulary, invalid UTF-8
+    assert decompress(model, tok, compress(model, tok, data, 3)) == data
+
+    x = Tensor(np.random.default_rng(0).standard_normal((4, 16)).astype(np.float32), device="cuda")
+    w = Tensor(np.random.default_rng(1).standard_normal((8, 16)).astype(np.float32) * 0.1, device="cuda")
+    exact = F.linear(x, w).numpy()
+    with autocast("float16"):
+        mixed = F.linear(x, w)
+    assert mixed.dtype == np.float32
+    np.testing.assert_allclose(mixed.numpy(), exact, atol=1e-2)
