@@ -141,16 +141,13 @@ class InstructionBatches:
 def response_loss(model, batches: InstructionBatches, split: str = "val", batch_size: int = 8) -> float:
     """Mean cross-entropy over every response token of ``split``, each example once (nats/token)."""
     total, count = 0.0, 0
-    was_training = model.training
-    model.eval()
-    with no_grad():
+    with no_grad(), model.evaluating():
         pool = batches.splits[split]
         for i in range(0, len(pool), batch_size):
             x, y = batches.pad_batch(pool[i:i + batch_size])
             n = int((to_numpy(y) != IGNORE_INDEX).sum())
             total += model(x, y)[1].item() * n
             count += n
-    model.train(was_training)
     return total / count
 
 

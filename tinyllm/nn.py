@@ -101,6 +101,17 @@ class Module:
         """Evaluation mode: dropout off. Returns the module, for ``model.eval()(ids)``."""
         return self.train(False)
 
+    @contextmanager
+    def evaluating(self) -> Iterator["Module"]:
+        """``with model.evaluating():`` evaluation mode inside, the mode it had before restored after
+        (on an error too): for code that measures or predicts in the middle of a training run."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield self
+        finally:
+            self.train(was_training)
+
     def zero_grad(self) -> None:
         """Forget the gradients of the last backward (set them to None, as PyTorch does)."""
         for p in self.parameters():

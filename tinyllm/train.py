@@ -215,9 +215,8 @@ def text_loss(model: GPT, ids: Sequence[int], tokens_per_batch: int = 2048,
     windows = [(ids[:full * T].reshape(full, T), ids[1:full * T + 1].reshape(full, T))]
     if n % T:                                              # the rest: one shorter window
         windows.append((ids[None, full * T:-1], ids[None, full * T + 1:]))
-    was_training, total, done = model.training, 0.0, 0
-    model.eval()
-    try:
+    total, done = 0.0, 0
+    with model.evaluating():
         for x, y in windows:
             rows = max(1, tokens_per_batch // x.shape[1])      # the logits of a batch: rows·T·vocab floats
             for i in range(0, len(x), rows):
@@ -226,8 +225,6 @@ def text_loss(model: GPT, ids: Sequence[int], tokens_per_batch: int = 2048,
                 done += y[i:i + rows].size
                 if progress:
                     progress(done, n)
-    finally:
-        model.train(was_training)
     return total / n
 
 
