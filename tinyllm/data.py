@@ -12,7 +12,6 @@ so they happen once: downloaded corpora, and each corpus encoded by each tokeniz
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 import urllib.error
@@ -140,7 +139,7 @@ def encode_corpus(text: str, tokenizer: Tokenizer, dtype=None, cache: bool = Fal
                          f"(largest id {np.iinfo(dtype).max:,}): use uint32")
     if not cache:   # an END_OF_TEXT in a corpus separates documents, as in GPT-2's training data
         return np.array(tokenizer.encode(text, allowed_special="all"), dtype=dtype)
-    key = hashlib.sha256(json.dumps(tokenizer.to_dict(), sort_keys=True).encode() + b"\0" + text.encode())
+    key = hashlib.sha256(tokenizer.fingerprint() + b"\0" + text.encode())
     path = cache_dir() / "tokens" / f"{key.hexdigest()[:24]}-{dtype.name}.npy"
     try:
         return np.load(path, allow_pickle=False)

@@ -6,6 +6,7 @@ tinyllm (``CharTokenizer`` and ``ByteLevelBPE``) save to one JSON file whose
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Callable
@@ -41,6 +42,11 @@ class Tokenizer:
     def from_dict(cls, data: dict) -> "Tokenizer":
         """The tokenizer ``to_dict`` described."""
         raise NotImplementedError
+
+    def fingerprint(self) -> bytes:
+        """sha256 of what ``to_dict`` describes (keys sorted): equal for equal tokenizers, whatever file
+        they came from (the token cache's key, and compressed files' check of their tokenizer)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode("utf-8")).digest()
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the tokenizer as one JSON file, atomically (a reader never sees half a file)."""
