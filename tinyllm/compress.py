@@ -32,7 +32,6 @@ length; then the streams' coded bytes, one after another.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import struct
 import zlib
@@ -103,8 +102,7 @@ DEVICES = ("cpu", "cuda")
 
 
 def _fingerprints(model, tokenizer) -> dict:
-    described = json.dumps(tokenizer.to_dict(), sort_keys=True).encode("utf-8")
-    return {"model": bytes.fromhex(weights_sha256(model))[:8], "tokenizer": hashlib.sha256(described).digest()[:8],
+    return {"model": bytes.fromhex(weights_sha256(model))[:8], "tokenizer": tokenizer.fingerprint()[:8],
             "device": model.device}
 
 
@@ -151,7 +149,7 @@ def compress(model, tokenizer, data: bytes, streams: int | None = None, progress
     counts = np.zeros((S, 2), dtype=np.int64)       # per stream: tokens and escapes coded so far
     bound_bits = 0.0
     steps = max(len(toks) + (len(toks) in escaped) for toks, escaped in pieces)
-    with _evaluating(model):
+    with model.evaluating():                         # dropout off: both sides must predict alike
         predictor = _Predictor(model, document_start(tokenizer), S)
         for step in range(steps):
             probs, freqs, starts, totals = _step_tables(predictor)
@@ -202,7 +200,7 @@ def decompress(model, tokenizer, blob: bytes, progress: Progress | None = None) 
     counts = np.zeros((S, 2), dtype=np.int64)
     outputs: list[list[bytes]] = [[] for _ in range(S)]
     length, done = header["length"], 0
-    with _evaluating(model):
+    with model.evaluating():                         # dropout off: both sides must predict alike
         predictor = _Predictor(model, document_start(tokenizer), S)
         while left.any():
             _, freqs, starts, totals = _step_tables(predictor)
@@ -244,19 +242,6 @@ def decompress(model, tokenizer, blob: bytes, progress: Progress | None = None) 
 _MISMATCH = ("the decoded bytes do not match the original's sha256: the model's predictions here differ from "
              "those the compressor used (another CPU, BLAS library, library version or thread count?); "
              "decompress where it was compressed")
-
-
-class _evaluating:
-    """``with _evaluating(model):`` dropout off inside (both sides must predict alike), the mode restored after."""
-
-    def __init__(self, model):
-        self.model, self.was_training = model, model.training
-
-    def __enter__(self):
-        self.model.eval()
-
-    def __exit__(self, *exc):
-        self.model.train(self.was_training)
 
 
 def _digest(data: bytes) -> bytes:
