@@ -163,14 +163,22 @@ class Tensor:
         self._deferred = self._deferred + ((failed, message),)
         return self
 
-    def _run_deferred_checks(self) -> None:
-        for failed, message in self._deferred:
-            if bool(failed):
+    def _read_with_checks(self, value=None):
+        """The deferred checks' flags, and ``value`` (an array of one number) with them, read from the
+        device in one transfer; a failed check raises. Returns the value read (None without one)."""
+        xp = array_module(self.data)
+        arrays = ([] if value is None else [value]) + [flag for flag, _ in self._deferred]
+        read = xp.concatenate([xp.asarray(a).reshape(1).astype(xp.float64) for a in arrays]).tolist()
+        failed = read if value is None else read[1:]
+        for flag, (_, message) in zip(failed, self._deferred):
+            if flag:
                 raise ValueError(message)
+        return None if value is None else read[0]
 
     def numpy(self) -> np.ndarray:
         """The data as a NumPy array on the host."""
-        self._run_deferred_checks()
+        if self._deferred:
+            self._read_with_checks()
         return to_numpy(self.data)
 
     def item(self) -> float:
@@ -179,13 +187,7 @@ class Tensor:
             raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
         if not self._deferred:
             return self.data.item()
-        # The value and the deferred checks' flags in one read from the device, not one each.
-        xp = array_module(self.data)
-        value, *failed = xp.concatenate([xp.asarray(a).reshape(1).astype(xp.float64)
-                                         for a in (self.data, *(flag for flag, _ in self._deferred))]).tolist()
-        for flag, (_, message) in zip(failed, self._deferred):
-            if flag:
-                raise ValueError(message)
+        value = self._read_with_checks(self.data)          # the value and the checks: one read, not one each
         return value if self.dtype.kind == "f" else int(value)
 
     # --- reverse-mode autodiff -------------------------------------------
