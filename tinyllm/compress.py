@@ -199,7 +199,7 @@ def decompress(model, tokenizer, blob: bytes, progress: Progress | None = None) 
     left = np.array([symbols for symbols, _ in header["streams"]], dtype=np.int64)   # symbols still to decode
     counts = np.zeros((S, 2), dtype=np.int64)
     outputs: list[list[bytes]] = [[] for _ in range(S)]
-    length, done = header["length"], 0
+    length, done, coded_bits = header["length"], 0, 8 * sum(map(len, payloads))
     with model.evaluating():                         # dropout off: both sides must predict alike
         predictor = _Predictor(model, document_start(tokenizer), S)
         while left.any():
@@ -232,7 +232,7 @@ def decompress(model, tokenizer, blob: bytes, progress: Progress | None = None) 
                     break                                               # one token per stream per step
             predictor.append(fed)
             if progress:
-                progress(min(done, length), length, 8 * sum(len(p) for p in payloads))
+                progress(min(done, length), length, coded_bits)
     data = b"".join(b"".join(out) for out in outputs)
     if len(data) != length or _digest(data) != header["sha256"]:
         raise ValueError(_MISMATCH)
