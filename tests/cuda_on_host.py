@@ -226,3 +226,67 @@ class _GeneratorOnDevice:
 
     def __getattr__(self, name):
         return _on_device_calls(getattr(self.generator, name))
+
+
+# ---------------------------------------------------------------------------
+# GPUs and NCCL, pretended, for the ranks of an MPI job (tests/test_distributed.py).
+# ---------------------------------------------------------------------------
+nccl_calls: list[tuple] = []  # each all-reduce NCCL was asked for: (count, datatype, op, in place)
+used_gpu: list[int] = []      # the GPU each Device(...).use() made current
+
+
+def pretend_nccl(monkeypatch, gpus: int) -> list[tuple]:
+    """After ``pretend_cupy``: a machine with ``gpus`` GPUs, and a module ``cupy.cuda.nccl``
+    whose communicator sums device buffers (read through their pointers, as NCCL does) across
+    the ranks of this MPI job. Its transport is MPI on the host, but tinyllm's side of the
+    call (the id sent round, the communicator's ranks, the buffer, count and type) is the
+    real one. Returns ``nccl_calls``; ``used_gpu`` holds the GPU each rank chose."""
+    import sys
+    import types
+
+    from mpi4py import MPI
+    cupy = sys.modules["cupy"]
+    monkeypatch.setattr(DeviceArray, "data", property(lambda a: types.SimpleNamespace(ptr=a.ctypes.data)),
+                        raising=False)
+
+    class Device:
+        def __init__(self, number: int):
+            if not 0 <= number < gpus:
+                raise ValueError(f"no GPU {number} (the pretended machine has {gpus})")
+            self.number = number
+
+        def use(self):
+            used_gpu.append(self.number)
+
+    cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: gpus), Device=Device,
+                                      get_current_stream=lambda: types.SimpleNamespace(ptr=0))
+    nccl = types.ModuleType("cupy.cuda.nccl")
+    nccl.available = True
+    nccl.NCCL_FLOAT16, nccl.NCCL_FLOAT32, nccl.NCCL_FLOAT64, nccl.NCCL_SUM = 6, 7, 8, 0   # NCCL's numbers
+    dtypes = {nccl.NCCL_FLOAT16: np.float16, nccl.NCCL_FLOAT32: np.float32, nccl.NCCL_FLOAT64: np.float64}
+    nccl.get_unique_id = lambda: tuple(np.random.default_rng().integers(-128, 128, 128).tolist())
+
+    def at(pointer: int, count: int, datatype: int) -> np.ndarray:
+        """The ``count`` numbers at ``pointer``, as NCCL would see them."""
+        size = count * np.dtype(dtypes[datatype]).itemsize
+        return np.ctypeslib.as_array((ctypes.c_byte * size).from_address(pointer)).view(dtypes[datatype])
+
+    class NcclCommunicator:
+        def __init__(self, ndev: int, unique_id: tuple, rank: int):
+            assert (ndev, rank) == (MPI.COMM_WORLD.Get_size(), MPI.COMM_WORLD.Get_rank()), (ndev, rank)
+            ids = MPI.COMM_WORLD.allgather(unique_id)
+            assert all(i == ids[0] for i in ids), "the ranks were given different unique ids"
+
+        def allReduce(self, sendbuf: int, recvbuf: int, count: int, datatype: int, op: int, stream: int):
+            assert op == nccl.NCCL_SUM and datatype != nccl.NCCL_FLOAT16, "only sums of float32/64 pretended"
+            sums = at(sendbuf, count, datatype).copy()
+            MPI.COMM_WORLD.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
+            at(recvbuf, count, datatype)[:] = sums
+            nccl_calls.append((count, datatype, op, sendbuf == recvbuf))
+
+    nccl.NcclCommunicator = NcclCommunicator
+    monkeypatch.setitem(sys.modules, "cupy.cuda.nccl", nccl)
+    nccl_calls.clear()
+    used_gpu.clear()
+    return nccl_calls
+

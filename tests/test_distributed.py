@@ -118,6 +118,86 @@ def test_ranks_started_with_different_settings_are_refused(corpus, tmp_path):
     assert "the ranks disagree on the training config: rank 1 differs from rank 0" in result.stderr
 
 
+GPU_RANK_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+import numpy as np
+import pytest
+from cuda_on_host import pretend_cupy, pretend_nccl, used_gpu
+from tinyllm import optim
+from tinyllm.checkpoint import weights_sha256
+from tinyllm.data import TokenBatches
+from tinyllm.distributed import MPIWorld, NCCLWorld, RankBatches, world_from_environment
+from tinyllm.model import GPT, GPTConfig
+from tinyllm.train import train_step
+
+def gradients(world):
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16)).to("cuda")
+    batches = RankBatches(TokenBatches(np.arange(2000) % 11, block_size=8, device="cuda"), world)
+    model(*batches.get_batch("train", 3, np.random.default_rng(0)))[1].backward()
+    return model, [p.grad.data.view(np.ndarray).copy() for p in model.parameters()], batches
+
+monkeypatch = pytest.MonkeyPatch()
+host_reads = pretend_cupy(monkeypatch)
+# Two GPUs, NCCL: rank r on GPU r; one all-reduce, in place, on the device; the mean of the ranks' gradients.
+nccl_calls = pretend_nccl(monkeypatch, gpus=2)
+world = world_from_environment("cuda")
+assert isinstance(world, NCCLWorld) and used_gpu == [world.rank], used_gpu
+model, mine, batches = gradients(world)
+everyone = world.all_gather(mine)
+host_reads.clear()
+world.average_gradients(model.parameters())
+assert host_reads == [], host_reads
+assert nccl_calls == [(sum(g.size for g in mine), 7, 0, True)], nccl_calls
+for p, *each in zip(model.parameters(), *everyone):
+    np.testing.assert_allclose(p.grad.data.view(np.ndarray), np.mean(each, axis=0), rtol=1e-6, atol=1e-9)
+opt = optim.AdamW(model.parameters(), lr=1e-2)
+for step in range(3):
+    train_step(model, opt, batches, 3, np.random.default_rng(step), world=world)
+    world.check_same_everywhere(f"the weights after step {{step}}", weights_sha256(model))
+assert len(nccl_calls) == 4
+
+# One GPU: NCCL refuses two ranks by name; through the host, both share GPU 0.
+pretend_nccl(monkeypatch, gpus=1)
+try:
+    world_from_environment("cuda")
+    raise AssertionError("two ranks on one GPU were not refused")
+except ValueError as e:
+    assert "2 processes on this machine but 1 GPU(s): NCCL needs a GPU for each process" in str(e), e
+world = world_from_environment("cuda", "mpi")
+assert type(world) is MPIWorld and used_gpu == [0], used_gpu
+model, mine, _ = gradients(world)
+everyone = world.all_gather(mine)
+host_reads.clear()
+world.average_gradients(model.parameters())
+assert host_reads == ["get"], host_reads            # one copy to the host, all gradients at once
+for p, *each in zip(model.parameters(), *everyone):
+    np.testing.assert_allclose(p.grad.data.view(np.ndarray), np.mean(each, axis=0), rtol=1e-6, atol=1e-9)
+done = world.all_gather(f"rank {{world.rank}} ok")
+if world.is_main:
+    print(", ".join(done))
+"""
+
+
+def test_gradients_on_gpus_are_summed_by_nccl_on_the_device(tmp_path):
+    """On pretended GPUs (tests/cuda_on_host.py): each rank takes its own GPU, NCCL is handed the
+    flat gradient buffer in place, the host never reads it, and the ranks' weights stay equal; with
+    more ranks than GPUs NCCL is refused by name, and the host path shares the GPU."""
+    script = tmp_path / "gpu_ranks.py"
+    script.write_text(GPU_RANK_SCRIPT.format(tests=str(Path(__file__).parent)))
+    result = run([MPIEXEC, "-n", "2", sys.executable, str(script)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "rank 0 ok, rank 1 ok"
+
+
+def test_nccl_is_refused_off_the_gpu_and_unknown_ways_by_name():
+    from tinyllm.distributed import world_from_environment
+    with pytest.raises(ValueError, match="--all-reduce nccl sums gradients in GPU memory: use it with --device cuda"):
+        world_from_environment("cpu", "nccl")
+    with pytest.raises(ValueError, match="unknown --all-reduce 'gloo'; expected one of"):
+        world_from_environment("cpu", "gloo")
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the ranks' processes through /proc")
 def test_a_rank_killed_mid_run_ends_the_job_and_the_checkpoint_survives(corpus, tmp_path):
     out = tmp_path / "killed"

@@ -181,6 +181,10 @@ def _add_train_command(commands) -> None:
                        help="data parallel: run N processes under mpiexec (each --batch-size sequences per "
                             "micro-batch, the gradients averaged; needs pip install -e \".[dist]\"); the same as "
                             "mpiexec -n N tinyllm train ...")
+    train.add_argument("--all-reduce", choices=("mpi", "nccl"), default=None,
+                       help="with several processes, how the gradients travel: nccl (GPU to GPU, one GPU "
+                            "per process; the default with --device cuda) or mpi (through the host; the "
+                            "CPU's default, and on GPUs lets processes share one)")
     train.set_defaults(run=_train)
 
 
@@ -195,7 +199,7 @@ def _train(args: argparse.Namespace) -> int:
         return launch(args.nproc, ["train"] + _without_nproc(args.argv))
     if args.nproc > 1 and launched_size() != args.nproc:
         raise ValueError(f"--nproc {args.nproc}, but mpiexec started {launched_size()} processes")
-    world = world_from_environment()
+    world = world_from_environment(cfg.device, args.all_reduce)
     try:
         train(cfg, world=world)
     except KeyboardInterrupt:

@@ -11,12 +11,20 @@ gradients is the gradient of the mean loss over all N·B sequences, so every ran
 the very step one process would take with the whole batch, and the weights stay equal
 everywhere. Rank 0 logs and writes checkpoints; evaluation is shared the same way.
 
-The messages travel through MPI (mpi4py; ``pip install -e ".[dist]"`` brings it and an
-MPI library, no system MPI needed). Gradients on a GPU go through the host here.
+The processes are started, and their small messages carried, by MPI (mpi4py;
+``pip install -e ".[dist]"`` brings it and an MPI library, no system MPI needed). The gradients
+travel one of two ways (``--all-reduce``):
+
+- ``mpi``: through the host. The CPU's way; on GPUs it copies each step's gradients to the host
+  and back, but lets several processes share one GPU (for testing on a machine with one).
+- ``nccl``: NVIDIA's collective library, through CuPy, from GPU memory to GPU memory (over
+  NVLink where the GPUs have it). One GPU per process, chosen by the process's rank on its
+  machine. The default with ``--device cuda``.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import shutil
 import subprocess
@@ -25,10 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import device_of, to_device, to_numpy
+from .backend import array_module, device_of, to_device, to_numpy, xp_for
 
 # The variables each MPI launcher sets to tell a process how many ranks the job has.
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")   # MPICH and Intel MPI; Open MPI
+ALL_REDUCES = ("mpi", "nccl")
 
 
 class World:
@@ -53,17 +62,23 @@ class World:
         self.all_reduce_sum(total)
         return float(total[0]) / self.size
 
+    def sum_flat(self, flat):
+        """The sum of every rank's ``flat`` (a 1-D array on any device), in ``flat``'s place when it can:
+        here, through the host."""
+        host = to_numpy(flat)                   # on a GPU, a copy to the host; on the CPU, flat itself
+        self.all_reduce_sum(host)
+        return to_device(host, device_of(flat))
+
     def average_gradients(self, params) -> None:
         """Every gradient replaced by its mean over the ranks: one all-reduce over one flat buffer.
         Each .grad becomes a view of that buffer (no .grad is changed in place: see tensor.py)."""
         if self.size == 1:
             return
         params = [p for p in params if p.grad is not None]
-        device = device_of(params[0].grad.data)
-        flat = np.concatenate([to_numpy(p.grad.data).reshape(-1) for p in params])  # a new array
-        self.all_reduce_sum(flat)
+        xp = array_module(params[0].grad.data)
+        flat = xp.concatenate([p.grad.data.reshape(-1) for p in params])  # a new array, on their device
+        flat = self.sum_flat(flat)
         flat /= self.size
-        flat = to_device(flat, device)
         start = 0
         for p in params:
             p.grad.data = flat[start:start + p.grad.size].reshape(p.grad.shape)
@@ -96,6 +111,48 @@ class MPIWorld(World):
     def all_gather(self, value) -> list:
         return self.comm.allgather(value)
 
+    def use_a_gpu(self, one_each: bool) -> int:
+        """Make this rank's GPU the current one: the machine's ranks take its GPUs in turn (rank
+        0 on this machine GPU 0, ...). ``one_each``: refuse more ranks on a machine than it has
+        GPUs, else let them share. Returns the GPU's number."""
+        cupy = xp_for("cuda")
+        here = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)    # the ranks on this machine
+        local_rank, local_size = here.Get_rank(), here.Get_size()
+        here.Free()
+        gpus = cupy.cuda.runtime.getDeviceCount()
+        if one_each and local_size > gpus:
+            raise ValueError(f"{local_size} processes on this machine but {gpus} GPU(s): NCCL needs a GPU for "
+                             f"each process; start at most {gpus}, or share GPUs through the host with "
+                             "--all-reduce mpi (for testing: slower)")
+        cupy.cuda.Device(local_rank % gpus).use()
+        return local_rank % gpus
+
+
+class NCCLWorld(MPIWorld):
+    """The ranks of an MPI job on GPUs, one each, whose gradients NCCL sums on the GPUs.
+    MPI still starts the ranks and carries the small messages (losses, checks)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gpu = self.use_a_gpu(one_each=True)
+        self.cupy = xp_for("cuda")
+        self.nccl = importlib.import_module("cupy.cuda.nccl")
+        if not getattr(self.nccl, "available", True):
+            raise RuntimeError("--all-reduce nccl: CuPy finds no NCCL library (see CuPy's install guide: "
+                               "pip install nvidia-nccl-cu12, for CUDA 12), or use --all-reduce mpi")
+        # NCCL's ranks find each other through an id made on one rank and sent to the others.
+        unique_id = self.comm.bcast(self.nccl.get_unique_id() if self.rank == 0 else None, root=0)
+        self.communicator = self.nccl.NcclCommunicator(self.size, unique_id, self.rank)
+        self.nccl_types = {np.dtype(np.float32): self.nccl.NCCL_FLOAT32, np.dtype(np.float64): self.nccl.NCCL_FLOAT64,
+                           np.dtype(np.float16): self.nccl.NCCL_FLOAT16}
+
+    def sum_flat(self, flat):
+        """In place, on the GPU: NCCL reads and writes device memory, in order with this rank's
+        other work (the current stream), and the host never waits."""
+        self.communicator.allReduce(flat.data.ptr, flat.data.ptr, flat.size, self.nccl_types[flat.dtype],
+                                    self.nccl.NCCL_SUM, self.cupy.cuda.get_current_stream().ptr)
+        return flat
+
 
 def launched_size() -> int:
     """How many ranks the launcher that started this process says the job has (1: not launched so)."""
@@ -105,8 +162,14 @@ def launched_size() -> int:
     return 1
 
 
-def world_from_environment() -> World:
-    """The MPI world when ``mpiexec`` started this process among several, else a single process."""
+def world_from_environment(device: str = "cpu", all_reduce: str | None = None) -> World:
+    """The processes ``mpiexec`` started when it started several, else this single process.
+    ``all_reduce``: how gradients travel, "mpi" or "nccl" (None: "nccl" on GPUs, else "mpi")."""
+    all_reduce = all_reduce or ("nccl" if device == "cuda" else "mpi")
+    if all_reduce not in ALL_REDUCES:
+        raise ValueError(f"unknown --all-reduce {all_reduce!r}; expected one of {ALL_REDUCES}")
+    if all_reduce == "nccl" and device != "cuda":
+        raise ValueError("--all-reduce nccl sums gradients in GPU memory: use it with --device cuda")
     if launched_size() <= 1:
         return World()
     try:
@@ -114,7 +177,12 @@ def world_from_environment() -> World:
     except ImportError:
         raise RuntimeError("this process is one of several started by mpiexec, but mpi4py is not installed: "
                            "pip install -e \".[dist]\" (mpi4py, with an MPI library)") from None
-    return MPIWorld()
+    if all_reduce == "nccl":
+        return NCCLWorld()
+    world = MPIWorld()
+    if device == "cuda":
+        world.use_a_gpu(one_each=False)
+    return world
 
 
 class RankBatches:
@@ -131,7 +199,6 @@ class RankBatches:
 
     def __getattr__(self, name):       # everything else (splits, lengths, ...) is the batches' own
         return getattr(self.batches, name)
-
 
 
 def launch(nproc: int, argv: list[str]) -> int:

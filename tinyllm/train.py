@@ -286,7 +286,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print, world: World | N
     """Run training as ``cfg`` says; returns the loss history (a resumed run's from its first step).
     Checkpoints go to ``cfg.out``. ``world``: the processes training together (default: those
     ``mpiexec`` started, or this one alone); rank 0 logs and writes, every rank returns the history."""
-    world = world or world_from_environment()
+    world = world or world_from_environment(cfg.device)
     if not world.is_main:
         log = lambda line: None  # noqa: E731  (rank 0 speaks for all)
     world.check_same_everywhere("the training config", repr(sorted(asdict(cfg).items())))
