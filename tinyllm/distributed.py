@@ -138,8 +138,8 @@ class NCCLWorld(MPIWorld):
         self.cupy = xp_for("cuda")
         self.nccl = importlib.import_module("cupy.cuda.nccl")
         if not getattr(self.nccl, "available", True):
-            raise RuntimeError("--all-reduce nccl: CuPy finds no NCCL library (see CuPy's install guide: "
-                               "pip install nvidia-nccl-cu12, for CUDA 12), or use --all-reduce mpi")
+            raise RuntimeError("--all-reduce nccl: CuPy finds no NCCL library (install it where CuPy looks: "
+                               "CuPy's installation guide, \"Additional CUDA Libraries\"), or use --all-reduce mpi")
         # NCCL's ranks find each other through an id made on one rank and sent to the others.
         unique_id = self.comm.bcast(self.nccl.get_unique_id() if self.rank == 0 else None, root=0)
         self.communicator = self.nccl.NcclCommunicator(self.size, unique_id, self.rank)
