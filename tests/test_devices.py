@@ -2,6 +2,9 @@
 
 Runs only where CuPy finds a GPU (``TINYLLM_TEST_DEVICES=cpu,cuda``); skipped on CI.
 """
+import importlib.util
+import sys
+
 import numpy as np
 import pytest
 
@@ -131,3 +134,28 @@ def test_session_16_gpu_paths_on_a_real_gpu():
         mixed = F.linear(x, w)
     assert mixed.dtype == np.float32
     np.testing.assert_allclose(mixed.numpy(), exact, atol=1e-2)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None, reason="needs mpi4py: pip install -e \".[dist]\"")
+def test_nccl_and_two_ranks_on_a_real_gpu(tmp_path):
+    """What tests/test_distributed.py checks on pretended GPUs, on CuPy and NCCL themselves: NCCL's
+    communicator (of one rank here) sums a buffer in place; on one GPU two ranks are refused NCCL
+    by name, and through the host they take the steps one process takes with twice the batch."""
+    import cupy
+    from test_distributed import MPIEXEC, logged, run, train_args
+    from tinyllm.distributed import NCCLWorld
+    world = NCCLWorld()                                      # mpi4py alone: a world of one rank
+    flat = cupy.arange(10, dtype=cupy.float32)
+    assert world.sum_flat(flat) is flat
+    np.testing.assert_array_equal(flat.get(), np.arange(10))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 300, encoding="utf-8")
+    on_gpu = ["--device", "cuda"]
+    if cupy.cuda.runtime.getDeviceCount() == 1:
+        refused = run([MPIEXEC, "-n", "2", sys.executable, *train_args(str(corpus), tmp_path / "nccl", 2, *on_gpu)])
+        assert refused.returncode != 0 and "2 processes on this machine but 1 GPU(s)" in refused.stderr
+    one = run([sys.executable, *train_args(str(corpus), tmp_path / "one", 4, *on_gpu)])
+    two = run([MPIEXEC, "-n", "2", sys.executable, *train_args(str(corpus), tmp_path / "two", 2, *on_gpu,
+                                                              "--all-reduce", "mpi")])
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
+    np.testing.assert_allclose(logged(two.stdout, "loss"), logged(one.stdout, "loss"), rtol=1e-4)
