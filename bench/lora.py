@@ -84,7 +84,8 @@ def quality(args: argparse.Namespace) -> list[list[object]]:
     """Held-out loss on Shakespeare after a full fine-tune and after LoRA, from one pydoc model."""
     from tinyllm.checkpoint import load_checkpoint
     from tinyllm.data import train_val_split
-    from tinyllm.train import TrainConfig, text_loss, train
+    from tinyllm.metrics import text_loss
+    from tinyllm.train import TrainConfig, train
     work = Path(tempfile.mkdtemp(prefix="bench-lora-quality-"))
     quiet = dict(sample_tokens=0, log_interval=10**6, eval_iters=1)
     print(f"pretraining a baby char model on pydoc for {args.pretrain_steps} steps ...", file=sys.stderr)

@@ -74,7 +74,7 @@ def score_every_way(source, name: str, held_out: list[int], size_kib) -> list[li
     size (``size_kib(model, label)``), perplexity on ``held_out``, the change from float32, tokens/s."""
     from tinyllm.checkpoint import load_checkpoint
     from tinyllm.quantize import quantize_model
-    from tinyllm.train import text_loss
+    from tinyllm.metrics import text_loss
     rows, reference = [], None
     for label, bits, group_size, embedding in WAYS:
         model = load_checkpoint(source, device="cpu")["model"]

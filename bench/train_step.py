@@ -32,7 +32,7 @@ import tinyllm  # noqa: E402
 from tinyllm import optim  # noqa: E402
 from tinyllm.backend import to_device, to_numpy  # noqa: E402
 from tinyllm.model import GPT  # noqa: E402
-from tinyllm.train import flops_per_token, gemm_peak_flops  # noqa: E402
+from tinyllm.metrics import flops_per_token, gemm_peak_flops  # noqa: E402
 
 BATCH = {"baby": 12, "char-small": 8}
 

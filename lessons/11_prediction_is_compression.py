@@ -31,7 +31,7 @@ from tinyllm.arithmetic_coder import decode_all, encode_all
 from tinyllm.compress import compress, decompress
 from tinyllm.data import load_corpus
 from tinyllm.sample import generate
-from tinyllm.train import text_loss
+from tinyllm.metrics import text_loss
 
 exercises_before(11)
 
@@ -104,7 +104,7 @@ print(f"held-out text: {len(held_out):,} characters")
 
 # %% [markdown]
 # ## The model's bits per character
-# `text_loss` (in tinyllm/train.py, a page of code) cuts the text into windows of the
+# `text_loss` (in tinyllm/metrics.py, a page of code) cuts the text into windows of the
 # model's context (64); in each window the model predicts every character from the
 # ones before it, and the mean cross-entropy comes back in nats. Divide by ln 2 for
 # bits. (`tinyllm eval` prints the same for any checkpoint and text.)

@@ -30,7 +30,7 @@ from shared import FAST, exercises_before, save_figure
 from tinyllm import Tensor, manual_seed, optim
 from tinyllm.backend import array_module, xp_for
 from tinyllm.model import GPT, GPTConfig
-from tinyllm.train import flops_per_token, gemm_peak_flops
+from tinyllm.metrics import flops_per_token, gemm_peak_flops
 
 exercises_before(12)
 x = Tensor(np.arange(6.0).reshape(2, 3))

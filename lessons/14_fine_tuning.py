@@ -25,7 +25,8 @@ from tinyllm import Tensor, functional as F, manual_seed, optim
 from tinyllm.data import TokenBatches, load_corpus, train_val_split
 from tinyllm.model import GPT
 from tinyllm.sample import generate
-from tinyllm.train import text_loss, train_step
+from tinyllm.metrics import text_loss
+from tinyllm.train import train_step
 
 exercises_before(14)
 pretrained, tok = small_trained_model()

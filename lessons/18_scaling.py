@@ -23,7 +23,8 @@ from tinyllm.data import TokenBatches, encode_corpus, load_corpus
 from tinyllm.model import GPT, GPTConfig
 from tinyllm.scaling import fit_power_law
 from tinyllm.tokenizer import CharTokenizer
-from tinyllm.train import estimate_loss, flops_per_token, train_step
+from tinyllm.metrics import flops_per_token
+from tinyllm.train import estimate_loss, train_step
 
 exercises_before(18)
 text = load_corpus("pydoc")

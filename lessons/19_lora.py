@@ -31,7 +31,8 @@ from tinyllm.data import TokenBatches, load_corpus, train_val_split
 from tinyllm.lora import LoRALinear, apply_lora, lora_settings, merge_lora
 from tinyllm.model import GPT, GPTConfig
 from tinyllm.nn import skip_init
-from tinyllm.train import text_loss, train_step
+from tinyllm.metrics import text_loss
+from tinyllm.train import train_step
 
 exercises_before(19)
 pretrained, tok = small_trained_model()

@@ -25,7 +25,7 @@ from tinyllm.data import load_corpus, train_val_split
 from tinyllm.model import GPT, GPTConfig
 from tinyllm.nn import skip_init
 from tinyllm.quantize import dequantize, quantize, quantize_model
-from tinyllm.train import text_loss
+from tinyllm.metrics import text_loss
 
 exercises_before(20)
 pretrained, tok = small_trained_model()

@@ -389,7 +389,7 @@ def test_a_failed_save_leaves_the_last_checkpoint_whole(tmp_path, monkeypatch):
 def test_text_loss_predicts_every_token_once_in_windows_of_the_context():
     from tinyllm import manual_seed
     from tinyllm.model import GPT, GPTConfig
-    from tinyllm.train import text_loss
+    from tinyllm.metrics import text_loss
     manual_seed(0)
     model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8, dropout=0.3))
     ids = np.random.default_rng(0).integers(0, 11, 30)   # 29 tokens to predict: windows of 8, 8, 8 and 5

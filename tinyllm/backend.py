@@ -17,6 +17,7 @@ from types import ModuleType
 import numpy as np
 
 DEVICES = ("cpu", "cuda")
+DEVICE_HELP = "cpu or cuda (cuda needs CuPy: see the README); the default is TINYLLM_DEVICE when set"
 
 
 def _keep_freed_memory() -> None:

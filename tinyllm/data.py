@@ -24,6 +24,7 @@ from .backend import device_of, to_device, to_numpy
 from .files import write_atomically
 from .tokenizer import END_OF_TEXT, ByteLevelBPE, CharTokenizer, Tokenizer, load_tokenizer
 
+DATA_HELP = "'pydoc' (ships with Python), a UTF-8 text file, or an http(s) URL (downloaded once)"  # load_corpus's names
 
 def cache_dir() -> Path:
     """Where downloads and encoded corpora are kept: ``$TINYLLM_CACHE``, else ``~/.cache/tinyllm``."""

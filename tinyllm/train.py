@@ -1,5 +1,8 @@
 """The training loop: batch -> forward -> loss -> backward -> clip -> step -> log.
 
+``train_step`` is one step (lesson 09 builds it); ``train(TrainConfig(...))`` is a whole run,
+every knob of which is a field of ``TrainConfig`` (train_config.py).
+
 Every ``eval_interval`` steps: the mean loss on a few train and validation
 batches (``estimate_loss``), a checkpoint, and a refreshed loss-curve PNG beside
 it. Every ``sample_interval`` steps: a short sample, so you can watch gibberish
@@ -10,127 +13,26 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
 from . import optim
-from .amp import GradScaler, autocast, dtype_of
-from .backend import check_device, default_device, manual_seed, reseed, rng as backend_rng, set_tf32, xp_for
+from .amp import GradScaler, autocast
+from .backend import manual_seed, reseed, rng as backend_rng, set_tf32, xp_for
 from .checkpoint import checkpoint_path, load_checkpoint, load_optimizer_state, save_checkpoint, weights_sha256
-from .data import BPE_VOCAB_SIZE, TokenBatches, encode_corpus, load_corpus, make_tokenizer
+from .data import TokenBatches, encode_corpus, load_corpus, make_tokenizer
 from .distributed import SINGLE_PROCESS, RankBatches, World, world_from_environment
 from .instruct import InstructionBatches, read_instructions
 from .lora import apply_lora, lora_settings
+from .metrics import flops_per_token, gemm_peak_flops
 from .model import GPT, GPTConfig
 from .plots import plot_losses
 from .sample import document_start, generate
 from .tensor import Tensor, no_grad
-
-
-@dataclass
-class TrainConfig:
-    """Every knob of a run. The defaults train a small char-level GPT on ``pydoc`` in minutes on 2 cores."""
-    data: str = "pydoc"            # "pydoc", a text file or an http(s) URL
-    data_sha256: str | None = None # expected sha256 of the corpus file or download
-    tokenizer: str = "char"        # "char", "bpe" or a tokenizer JSON file
-    vocab_size: int | None = None  # for a new BPE tokenizer; None: BPE_VOCAB_SIZE
-    preset: str = "baby"           # model shape (see GPTConfig.from_preset)
-    n_layer: int | None = None     # overrides of the preset
-    n_head: int | None = None
-    n_embd: int | None = None
-    block_size: int | None = None
-    dropout: float = 0.0
-    device: str = field(default_factory=default_device)  # "cpu", or TINYLLM_DEVICE when set
-    tf32: bool = False             # GPU only: TF32 tensor cores for float32 matmuls
-    dtype: str = "float32"         # "float16" or "bfloat16": mixed precision, the Linear products in 16 bits (amp.py)
-    batch_size: int = 12
-    grad_accum: int = 1            # micro-batches per optimizer step
-    max_iters: int = 1000
-    lr: float = 1e-3
-    min_lr: float | None = None    # the cosine's end; None: lr / 10 (nanoGPT's rule of thumb)
-    warmup_iters: int = 100
-    weight_decay: float = 0.1
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    eval_interval: int = 250
-    eval_iters: int = 20
-    log_interval: int = 50
-    sample_interval: int = 250
-    sample_tokens: int = 120
-    seed: int = 1337
-    out: str = "out"
-    resume: bool = False           # continue from OUT/ckpt.npz where it left off (--help says how exactly)
-    init_from: str | None = None   # fine-tune: start from this checkpoint or GPT-2 download's model and tokenizer
-    lora_rank: int = 0             # with init_from: train LoRA adapters of this rank instead of every weight
-    lora_alpha: float = 16.0       # LoRA's update is scaled by lora_alpha / lora_rank
-    lora_targets: str = "c_attn"   # the Linear layers LoRA adapts, by name, comma-separated
-    instructions: str | None = None  # with init_from: instruction-tune on this JSONL file (instruct.py)
-
-    def __post_init__(self) -> None:
-        """Fill in the defaults that follow other settings (min_lr, vocab_size), and refuse, before
-        any work, settings that would crash mid-run, quietly train nothing or go unused."""
-        def refuse(name: str, rule: str) -> None:
-            raise ValueError(f"{name} (--{name.replace('_', '-')}) must be {rule}, got {getattr(self, name)}")
-        for name in ("batch_size", "grad_accum", "eval_iters", "eval_interval", "log_interval", "sample_interval"):
-            if getattr(self, name) < 1:
-                refuse(name, "at least 1")
-        for name in ("n_layer", "n_head", "n_embd", "block_size"):      # None: the preset's
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                refuse(name, "at least 1")
-        if not self.lr > 0:
-            refuse("lr", "positive")
-        if self.min_lr is None:
-            self.min_lr = self.lr / 10
-        for name in ("max_iters", "warmup_iters", "sample_tokens", "min_lr", "weight_decay", "grad_clip", "lora_rank"):
-            if getattr(self, name) < 0:
-                refuse(name, "0 or more")
-        for name in ("lora_rank", "instructions"):
-            if getattr(self, name) and not (self.init_from or self.resume):
-                raise ValueError(f"--{name.replace('_', '-')} adapts a trained model: give it one with --init-from")
-        if self.min_lr > self.lr:   # the cosine would then raise the learning rate as it "decays"
-            refuse("min_lr", f"at most --lr ({self.lr}), where the cosine decay starts")
-        if not 0 <= self.beta2 < 1:
-            refuse("beta2", "in [0, 1)")
-        if self.vocab_size is not None and self.tokenizer != "bpe" and not self.init_from:
-            # a char tokenizer's vocabulary is the corpus's characters; a tokenizer file has its own
-            refuse("vocab_size", f"left out with --tokenizer {self.tokenizer}: it sizes a new BPE tokenizer only")
-        if self.vocab_size is None:
-            self.vocab_size = BPE_VOCAB_SIZE
-        if self.init_from:
-            for name in ("n_layer", "n_head", "n_embd"):
-                if getattr(self, name) is not None:
-                    refuse(name, "left out with --init-from, whose model has its own shape")
-        check_device(self.device)
-        dtype_of(self.dtype)    # a known name, and ml_dtypes there for bfloat16
-
-    def model_config(self, vocab_size: int) -> GPTConfig:
-        """The preset's shape with this run's overrides, for a tokenizer of ``vocab_size``."""
-        overrides = {k: v for k in ("n_layer", "n_head", "n_embd", "block_size") if (v := getattr(self, k)) is not None}
-        return GPTConfig.from_preset(self.preset, vocab_size=vocab_size, dropout=self.dropout, **overrides)
-
-
-def gemm_peak_flops(n: int | None = None, device: str = "cpu") -> float:
-    """float32 FLOP/s of a large (n, n) matmul on ``device``: the ceiling a GEMM-bound step can reach.
-
-    n defaults to 1024 on the CPU and 4096 on a GPU, which a smaller product cannot fill."""
-    n = n or (4096 if device == "cuda" else 1024)
-    xp = xp_for(device)
-    a = xp.ones((n, n), dtype=xp.float32)
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        float((a @ a)[0, 0])  # reading one element waits for the GPU too
-        best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best
-
-
-def flops_per_token(config: GPTConfig, n_params: int) -> float:
-    """Forward + backward FLOPs per token: 6 per parameter, plus attention's two T×T products
-    (12·n_layer·n_embd·block_size; the PaLM paper's estimate, as in nanoGPT)."""
-    return 6 * n_params + 12 * config.n_layer * config.n_embd * config.block_size
+from .train_config import TrainConfig
 
 
 def accumulate_gradients(model: GPT, batches: TokenBatches, batch_size: int, grad_accum: int,
@@ -196,36 +98,6 @@ def estimate_loss(model: GPT, batches: TokenBatches, batch_size: int, iters: int
                                  for _ in range(iters)])) for split in ("train", "val")}
     model.train()
     return out
-
-
-@no_grad()
-def text_loss(model: GPT, ids: Sequence[int], tokens_per_batch: int = 2048,
-              progress: Callable[[int, int], None] | None = None) -> float:
-    """Mean cross-entropy, in nats, of every token of ``ids`` after the first, each predicted once.
-
-    ``ids`` is read in consecutive windows of the model's context T: window i predicts tokens
-    iT+1 .. iT+T from tokens iT .. iT+T-1 (so a token sees at most T-1 before it, and the first
-    of a window none of the earlier windows). ``progress(done, total)`` hears after each batch.
-    """
-    ids = np.asarray(ids)
-    T, n = model.config.block_size, len(ids) - 1          # n tokens to predict
-    if n < 1:
-        raise ValueError("text_loss needs at least 2 tokens: one to read, one to predict")
-    full = n // T
-    windows = [(ids[:full * T].reshape(full, T), ids[1:full * T + 1].reshape(full, T))]
-    if n % T:                                              # the rest: one shorter window
-        windows.append((ids[None, full * T:-1], ids[None, full * T + 1:]))
-    total, done = 0.0, 0
-    with model.evaluating():
-        for x, y in windows:
-            rows = max(1, tokens_per_batch // x.shape[1])      # the logits of a batch: rows·T·vocab floats
-            for i in range(0, len(x), rows):
-                _, loss = model(x[i:i + rows], y[i:i + rows])  # mean over the batch's tokens
-                total += loss.item() * y[i:i + rows].size
-                done += y[i:i + rows].size
-                if progress:
-                    progress(done, n)
-    return total / n
 
 
 def _check_same_architecture(saved: GPTConfig, asked_for: GPTConfig, out: str) -> None:
