@@ -109,8 +109,11 @@ else:
 # The losses agree to float32's rounding. What the second process bought is time: on the
 # 2-core machine of bench/RESULTS.md (`python bench/ddp.py`, two runs), two processes of one
 # BLAS thread each trained 1.9 to 2.0 times the tokens per second of one, and 1.6 to 1.7 times
-# those of one process using both cores; the all-reduce took 6 to 12% of each step. On GPUs the exchange goes
-# over NVLink (NCCL) and is overlapped with the backward; the arithmetic is the same.
+# those of one process using both cores; the all-reduce took 6 to 12% of each step. On GPUs
+# (`--device cuda`) the same flat buffer goes to NCCL, NVIDIA's library, which sums it from GPU
+# to GPU (over NVLink where the GPUs have it) and never through the host. PyTorch's DDP goes one
+# step further: it sends the gradients in buckets while the backward is still computing the
+# rest. The arithmetic is the same in every case.
 #
 # ## Fewer bits: float32, float16, bfloat16
 # A float is a sign, an exponent (the power of two) and a fraction (the digits). The three

@@ -255,6 +255,21 @@ def test_accumulated_micro_batches_give_the_gradient_of_the_whole_batch():
             np.testing.assert_allclose(part, whole, rtol=1e-10, atol=1e-14)
 
 
+def test_estimate_loss_measures_without_dropout_and_gives_back_the_mode():
+    from tinyllm.model import GPT, GPTConfig
+    from tinyllm.train import estimate_loss
+    model = GPT(GPTConfig(vocab_size=50, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.5))
+    batches = TokenBatches(np.random.default_rng(1).integers(0, 50, 500).astype(np.uint16), block_size=8)
+    first, again = (estimate_loss(model, batches, 4, 3, np.random.default_rng(2)) for _ in range(2))
+    assert first == again and model.training           # the same batches, no dropout: the same losses
+    with no_grad():
+        x, y = batches.get_batch("val", 4, np.random.default_rng(5))
+        assert model(x, y)[1].item() != model(x, y)[1].item()      # dropout at work again afterwards
+    model.eval()
+    estimate_loss(model, batches, 4, 1, np.random.default_rng(2))
+    assert not model.training                           # a model in eval mode stays there
+
+
 def test_a_training_step_is_zero_grad_backward_clip_step():
     import tinyllm
     from tinyllm import optim

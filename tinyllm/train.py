@@ -92,12 +92,10 @@ def scaled_train_step(model: GPT, opt: optim.Optimizer, batches: TokenBatches, b
 @no_grad()
 def estimate_loss(model: GPT, batches: TokenBatches, batch_size: int, iters: int,
                   rng: np.random.Generator) -> dict[str, float]:
-    """Mean loss over ``iters`` random batches of each split, with dropout off."""
-    model.eval()
-    out = {split: float(np.mean([model(*batches.get_batch(split, batch_size, rng))[1].item()
-                                 for _ in range(iters)])) for split in ("train", "val")}
-    model.train()
-    return out
+    """Mean loss over ``iters`` random batches of each split, with dropout off (the mode restored after)."""
+    with model.evaluating():
+        return {split: float(np.mean([model(*batches.get_batch(split, batch_size, rng))[1].item()
+                                      for _ in range(iters)])) for split in ("train", "val")}
 
 
 def _check_same_architecture(saved: GPTConfig, asked_for: GPTConfig, out: str) -> None:
@@ -284,9 +282,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print, world: World | N
             saved_step = step
             _reseed_gpu_dropout(cfg, step)
         if cfg.sample_tokens and world.is_main and step > first_step and (step % cfg.sample_interval == 0 or last):
-            model.eval()
-            sample = tokenizer.decode(generate(model, prompt, cfg.sample_tokens, temperature=0.8, seed=step))
-            model.train()
+            with model.evaluating():
+                sample = tokenizer.decode(generate(model, prompt, cfg.sample_tokens, temperature=0.8, seed=step))
             log("---- sample ----\n" + sample + "\n----------------")
         if last:
             break
