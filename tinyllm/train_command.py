@@ -19,7 +19,7 @@ from .data import BPE_VOCAB_SIZE, DATA_HELP
 def add_train_command(commands) -> None:
     """The ``train`` subcommand of ``tinyllm`` (cli.py adds it): one option per TrainConfig field."""
     from dataclasses import MISSING, fields
-    from .train import TrainConfig
+    from .train_config import TrainConfig
     train = commands.add_parser(
         "train", help="train a GPT on a corpus (default: char-level on pydoc, a few minutes on 2 cores)",
         description="Train a GPT. Prints a log line every --log-interval steps; every --eval-interval steps "
@@ -92,7 +92,8 @@ def add_train_command(commands) -> None:
 def _train(args: argparse.Namespace) -> int:
     from dataclasses import fields
     from .distributed import launch, launched_size, world_from_environment
-    from .train import TrainConfig, train
+    from .train import train
+    from .train_config import TrainConfig
     if args.nproc < 1:
         raise ValueError(f"--nproc must be at least 1, got {args.nproc}")
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})   # checked before launching
