@@ -91,3 +91,27 @@ def test_a_mixed_precision_run_follows_the_float32_run(tmp_path, dtype):
     assert abs(mixed["val"][-1] / full["val"][-1] - 1) < 0.01
     weights = load_checkpoint(tmp_path / dtype)["model"].state_dict()
     assert all(w.dtype == np.float32 for w in weights.values())        # the master weights stay float32
+
+
+def test_a_format_the_device_cannot_multiply_is_refused_before_the_run(monkeypatch, tmp_path):
+    """A CuPy without bfloat16 (older than 14, or no ml_dtypes) is named at the start, nothing written."""
+    pytest.importorskip("ml_dtypes")
+    from cuda_on_host import pretend_cupy
+    from tinyllm.amp import check_products_on, dtype_of
+    from tinyllm.train import TrainConfig, train
+    pretend_cupy(monkeypatch)
+    check_products_on("cuda", "float16")                # the pretended GPU multiplies both formats
+    check_products_on("cuda", "bfloat16")
+    import cupy
+    ones = cupy.ones
+
+    def ones_without_bfloat16(shape, dtype=None):
+        if dtype == dtype_of("bfloat16"):
+            raise TypeError("Unsupported type <class 'numpy.dtype[bfloat16]'>")
+        return ones(shape, dtype=dtype)
+    monkeypatch.setattr(cupy, "ones", ones_without_bfloat16)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match=r"--dtype bfloat16: cuda cannot multiply bfloat16 here \(TypeError: "
+                                           r"Unsupported type"):
+        train(TrainConfig(device="cuda", dtype="bfloat16", out=str(out)), log=lambda line: None)
+    assert not out.exists()

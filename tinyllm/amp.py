@@ -31,7 +31,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .backend import array_module
+from .backend import array_module, xp_for
 
 DTYPES = ("float32", "float16", "bfloat16")
 _compute_dtype: str | None = None       # inside autocast: the dtype of F.linear's products
@@ -48,6 +48,22 @@ def dtype_of(name: str):
             raise RuntimeError("bfloat16 needs the ml_dtypes package: pip install ml_dtypes") from None
         return np.dtype(ml_dtypes.bfloat16)
     return np.dtype(name)
+
+
+def check_products_on(device: str, name: str) -> None:
+    """Refuse at once, by name, a 16-bit format that ``device``'s array library cannot multiply
+    (bfloat16 on a GPU needs a CuPy that knows ml_dtypes' bfloat16), rather than mid-run."""
+    if name == "float32":
+        return
+    xp = xp_for(device)
+    try:
+        a = xp.ones((2, 2), dtype=dtype_of(name))
+        product = float((a @ a).astype(np.float32)[0, 0])
+    except (TypeError, ValueError, NotImplementedError) as e:
+        raise RuntimeError(f"--dtype {name}: {device} cannot multiply {name} here ({type(e).__name__}: {e}); "
+                           "--dtype float16 works wherever float16 does") from None
+    if product != 2.0:
+        raise RuntimeError(f"--dtype {name}: a product in {name} on {device} came out {product}, not 2")
 
 
 @contextmanager

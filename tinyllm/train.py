@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from . import optim
-from .amp import GradScaler, autocast
+from .amp import GradScaler, autocast, check_products_on
 from .backend import manual_seed, reseed, rng as backend_rng, set_tf32, xp_for
 from .checkpoint import checkpoint_path, load_checkpoint, load_optimizer_state, save_checkpoint, weights_sha256
 from .data import TokenBatches, encode_corpus, load_corpus, make_tokenizer
@@ -167,6 +167,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print, world: World | N
         if cfg.device != "cuda":
             raise ValueError("--tf32 is a GPU setting: use it with --device cuda")
         set_tf32(True)
+    check_products_on(cfg.device, cfg.dtype)
     started = time.perf_counter()
     manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)  # batches and loss estimates; dropout uses backend.rng
