@@ -134,7 +134,7 @@ class NCCLWorld(MPIWorld):
 
     def __init__(self):
         super().__init__()
-        self.gpu = self.use_a_gpu(one_each=True)
+        self.use_a_gpu(one_each=True)
         self.cupy = xp_for("cuda")
         self.nccl = importlib.import_module("cupy.cuda.nccl")
         if not getattr(self.nccl, "available", True):
