@@ -190,6 +190,19 @@ def test_gradients_on_gpus_are_summed_by_nccl_on_the_device(tmp_path):
     assert result.stdout.strip() == "rank 0 ok, rank 1 ok"
 
 
+def test_nproc_with_more_processes_than_gpus_is_refused_before_any_starts(monkeypatch, capsys, corpus, tmp_path):
+    from cuda_on_host import pretend_cupy
+    import tinyllm.distributed
+    from tinyllm.cli import main
+    pretend_cupy(monkeypatch)                                    # a machine with one (pretended) GPU
+    started = []
+    monkeypatch.setattr(tinyllm.distributed, "launch", lambda nproc, argv: started.append(nproc) or 0)
+    args = train_args(corpus, tmp_path / "run", 2, "--device", "cuda", "--nproc", "2")[2:]   # without -m tinyllm
+    assert main(args) == 2 and started == []
+    assert "2 processes on this machine but 1 GPU(s): NCCL needs a GPU for each process" in capsys.readouterr().err
+    assert main(args + ["--all-reduce", "mpi"]) == 0 and started == [2]   # sharing the GPU through the host: started
+
+
 def test_nccl_is_refused_off_the_gpu_and_unknown_ways_by_name():
     from tinyllm.distributed import world_from_environment
     with pytest.raises(ValueError, match="--all-reduce nccl sums gradients in GPU memory: use it with --device cuda"):

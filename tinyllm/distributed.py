@@ -112,20 +112,13 @@ class MPIWorld(World):
         return self.comm.allgather(value)
 
     def use_a_gpu(self, one_each: bool) -> int:
-        """Make this rank's GPU the current one: the machine's ranks take its GPUs in turn (rank
-        0 on this machine GPU 0, ...). ``one_each``: refuse more ranks on a machine than it has
-        GPUs, else let them share. Returns the GPU's number."""
-        cupy = xp_for("cuda")
+        """Make this rank's GPU the current one (``gpu_for`` its rank among this machine's ranks);
+        returns the GPU's number."""
         here = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)    # the ranks on this machine
-        local_rank, local_size = here.Get_rank(), here.Get_size()
+        gpu = gpu_for(here.Get_rank(), here.Get_size(), one_each)
         here.Free()
-        gpus = cupy.cuda.runtime.getDeviceCount()
-        if one_each and local_size > gpus:
-            raise ValueError(f"{local_size} processes on this machine but {gpus} GPU(s): NCCL needs a GPU for "
-                             f"each process; start at most {gpus}, or share GPUs through the host with "
-                             "--all-reduce mpi (for testing: slower)")
-        cupy.cuda.Device(local_rank % gpus).use()
-        return local_rank % gpus
+        xp_for("cuda").cuda.Device(gpu).use()
+        return gpu
 
 
 class NCCLWorld(MPIWorld):
@@ -154,6 +147,17 @@ class NCCLWorld(MPIWorld):
         return flat
 
 
+def gpu_for(local_rank: int, local_size: int, one_each: bool) -> int:
+    """The GPU of rank ``local_rank`` of the ``local_size`` on this machine: they take its GPUs in
+    turn. ``one_each`` (NCCL's need): refuse more ranks than GPUs, else let them share."""
+    gpus = xp_for("cuda").cuda.runtime.getDeviceCount()
+    if one_each and local_size > gpus:
+        raise ValueError(f"{local_size} processes on this machine but {gpus} GPU(s): NCCL needs a GPU for "
+                         f"each process; start at most {gpus}, or share GPUs through the host with "
+                         "--all-reduce mpi (for testing: slower)")
+    return local_rank % gpus
+
+
 def launched_size() -> int:
     """How many ranks the launcher that started this process says the job has (1: not launched so)."""
     for name in SIZE_VARIABLES:
@@ -162,14 +166,21 @@ def launched_size() -> int:
     return 1
 
 
-def world_from_environment(device: str = "cpu", all_reduce: str | None = None) -> World:
-    """The processes ``mpiexec`` started when it started several, else this single process.
-    ``all_reduce``: how gradients travel, "mpi" or "nccl" (None: "nccl" on GPUs, else "mpi")."""
+def all_reduce_for(device: str, all_reduce: str | None = None) -> str:
+    """How gradients travel on ``device``: ``all_reduce`` ("mpi" or "nccl") checked, or by default
+    "nccl" on GPUs and "mpi" elsewhere."""
     all_reduce = all_reduce or ("nccl" if device == "cuda" else "mpi")
     if all_reduce not in ALL_REDUCES:
         raise ValueError(f"unknown --all-reduce {all_reduce!r}; expected one of {ALL_REDUCES}")
     if all_reduce == "nccl" and device != "cuda":
         raise ValueError("--all-reduce nccl sums gradients in GPU memory: use it with --device cuda")
+    return all_reduce
+
+
+def world_from_environment(device: str = "cpu", all_reduce: str | None = None) -> World:
+    """The processes ``mpiexec`` started when it started several, else this single process.
+    ``all_reduce``: how gradients travel (``all_reduce_for``)."""
+    all_reduce = all_reduce_for(device, all_reduce)
     if launched_size() <= 1:
         return World()
     try:

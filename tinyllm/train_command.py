@@ -91,13 +91,16 @@ def add_train_command(commands) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from dataclasses import fields
-    from .distributed import launch, launched_size, world_from_environment
+    from .distributed import all_reduce_for, gpu_for, launch, launched_size, world_from_environment
     from .train import train
     from .train_config import TrainConfig
     if args.nproc < 1:
         raise ValueError(f"--nproc must be at least 1, got {args.nproc}")
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})   # checked before launching
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})   # checked before launching,
+    all_reduce = all_reduce_for(cfg.device, args.all_reduce)                             # as is this
     if args.nproc > 1 and launched_size() == 1:
+        if cfg.device == "cuda":     # the ranks will share this machine: its GPUs, checked before starting them
+            gpu_for(0, args.nproc, one_each=all_reduce == "nccl")
         return launch(args.nproc, ["train"] + _without_nproc(args.argv))
     if args.nproc > 1 and launched_size() != args.nproc:
         raise ValueError(f"--nproc {args.nproc}, but mpiexec started {launched_size()} processes")
