@@ -132,6 +132,46 @@ def set_tf32(enabled: bool) -> None:
     linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT)
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")   # read as BLAS loads
+# OpenBLAS's setters and getters, as NumPy's own wheels name them (scipy-openblas, 64-bit ints) and as others do.
+_BLAS_THREADS = (("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+                 ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+                 ("openblas_set_num_threads", "openblas_get_num_threads"))
+
+
+def _openblas():
+    """NumPy's OpenBLAS as ctypes functions (set, get) of its thread count, or None where it cannot be
+    found (another BLAS, or not Linux: then only THREAD_VARIABLES, set before starting, count)."""
+    import ctypes
+    import re
+    try:
+        with open("/proc/self/maps") as maps:             # the shared libraries this process has loaded
+            paths = sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", maps.read())))
+    except OSError:
+        return None
+    for path in paths:
+        library = ctypes.CDLL(path)
+        for setter, getter in _BLAS_THREADS:
+            if hasattr(library, setter) and hasattr(library, getter):
+                return getattr(library, setter), getattr(library, getter)
+    return None
+
+
+def cpu_threads() -> int | None:
+    """How many threads NumPy's BLAS uses for a matrix product (None: its library is not OpenBLAS)."""
+    blas = _openblas()
+    return None if blas is None else blas[1]()
+
+
+def set_cpu_threads(n: int) -> bool:
+    """Have NumPy's BLAS use ``n`` threads from now on, as OMP_NUM_THREADS would have at start:
+    for processes that share the cores (distributed.py). Returns whether it could."""
+    blas = _openblas()
+    if blas is not None:
+        blas[0](int(n))
+    return blas is not None
+
+
 def scatter_add(target, index, values) -> None:
     """``target[index] += values`` where repeated indices add up (unbuffered, in place).
 

@@ -11,6 +11,10 @@ gradients is the gradient of the mean loss over all N·B sequences, so every ran
 the very step one process would take with the whole batch, and the weights stay equal
 everywhere. Rank 0 logs and writes checkpoints; evaluation is shared the same way.
 
+Each process's BLAS gets its share of the machine's cores (``--nproc`` sets OMP_NUM_THREADS; under
+a hand-started mpiexec the rank sets its BLAS's threads itself, unless OMP_NUM_THREADS is set), so
+that N processes do not each start a thread per core.
+
 The processes are started, and their small messages carried, by MPI (mpi4py;
 ``pip install -e ".[dist]"`` brings it and an MPI library, no system MPI needed). The gradients
 travel one of two ways (``--all-reduce``):
@@ -33,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import array_module, device_of, to_device, to_numpy, xp_for
+from .backend import THREAD_VARIABLES, array_module, device_of, set_cpu_threads, to_device, to_numpy, xp_for
 
 # The variables each MPI launcher sets to tell a process how many ranks the job has.
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")   # MPICH and Intel MPI; Open MPI
@@ -104,6 +108,12 @@ class MPIWorld(World):
         from mpi4py import MPI
         self.MPI, self.comm = MPI, MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        here = self.comm.Split_type(MPI.COMM_TYPE_SHARED)         # the ranks on this machine
+        self.local_rank, self.local_size = here.Get_rank(), here.Get_size()
+        here.Free()
+        if not any(os.environ.get(name) for name in THREAD_VARIABLES):
+            # Started by hand (mpiexec -n N): each rank's BLAS would take every core, N times over.
+            set_cpu_threads(cores_per_rank(self.local_size))
 
     def all_reduce_sum(self, array: np.ndarray) -> None:
         self.comm.Allreduce(self.MPI.IN_PLACE, array, op=self.MPI.SUM)
@@ -112,11 +122,9 @@ class MPIWorld(World):
         return self.comm.allgather(value)
 
     def use_a_gpu(self, one_each: bool) -> int:
-        """Make this rank's GPU the current one (``gpu_for`` its rank among this machine's ranks);
+        """Make this rank's GPU the current one (``gpu_for`` its rank among this machine's);
         returns the GPU's number."""
-        here = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)    # the ranks on this machine
-        gpu = gpu_for(here.Get_rank(), here.Get_size(), one_each)
-        here.Free()
+        gpu = gpu_for(self.local_rank, self.local_size, one_each)
         xp_for("cuda").cuda.Device(gpu).use()
         return gpu
 
@@ -156,6 +164,13 @@ def gpu_for(local_rank: int, local_size: int, one_each: bool) -> int:
                          f"each process; start at most {gpus}, or share GPUs through the host with "
                          "--all-reduce mpi (for testing: slower)")
     return local_rank % gpus
+
+
+def cores_per_rank(ranks_here: int) -> int:
+    """BLAS threads for each of ``ranks_here`` ranks on this machine: its cores shared among them,
+    and no more than this process may run on (a launcher may have bound it to fewer)."""
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(allowed, (os.cpu_count() or 1) // ranks_here))
 
 
 def launched_size() -> int:
@@ -224,6 +239,5 @@ def launch(nproc: int, argv: list[str]) -> int:
     if mpiexec is None:
         raise RuntimeError("--nproc needs mpi4py and mpiexec: pip install -e \".[dist]\" (mpi4py and MPICH, "
                            "no system MPI needed)")
-    threads = str(max(1, (os.cpu_count() or 1) // nproc))
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    env = {**os.environ, **{name: str(cores_per_rank(nproc)) for name in THREAD_VARIABLES}}
     return subprocess.run([mpiexec, "-n", str(nproc), sys.executable, "-m", "tinyllm", *argv], env=env).returncode
