@@ -6,30 +6,38 @@
 # NCCL, two ranks), ddp (bench/ddp.py), gpu (bench/gpu.py's GPT-2 rows, mixed precision beside
 # PyTorch), repro (nanoGPT's shakespeare_char in bfloat16, bench/RESULTS.md's recipe: needs
 # ../shared/data/tinyshakespeare.txt, about 5 minutes).
-# .whl/ (git-ignored) carries the wheels that machine lacks and cannot download: mpi4py and mpich
-# (the [dist] extra) and ml_dtypes (bfloat16), for Python 3.10-3.13:
-#   pip download --only-binary=:all: --no-deps --python-version 3.12 --platform manylinux1_x86_64 -d .whl mpi4py==4.1.2
-# Each part's output goes to $OUT/<part>.txt; the short table of results is printed last.
+#
+# .whl/ (git-ignored) carries what that machine lacks and cannot download: an MPI library (the mpich
+# wheel) and mpi4py built for it, for Python 3.10-3.13; ml_dtypes in case the machine has none:
+#   pip download --only-binary=:all: --no-deps --python-version 3.12 --platform manylinux1_x86_64 \
+#       -d .whl mpi4py==4.1.2      (and mpich==5.0.2, ml_dtypes==0.7.0)
+# They go under /tmp/site (a prefix, so that mpiexec and libmpi come with them), found through PATH,
+# PYTHONPATH and LD_LIBRARY_PATH. Each part's output goes to $OUT/<part>.txt; a table of results last.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_session}; mkdir -p "$OUT"
-py=$(python -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
-python -m pip install -q --no-index --no-deps .whl/*-"$py"-*.whl .whl/mpich-*.whl > "$OUT/install.txt" 2>&1 \
-  || echo "wheels not installed (see install.txt): the MPI and bfloat16 parts will skip"
-export PATH="$(dirname "$(command -v python)"):$PATH" OPENBLAS_NUM_THREADS=2
+py=$(python3 -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')
+site=/tmp/site
+wheels=(.whl/mpi4py-*-cp"$py"-*.whl .whl/mpich-*.whl)
+python3 -c 'import ml_dtypes' 2>/dev/null || wheels+=(.whl/ml_dtypes-*-cp"$py"-*.whl)
+python3 -m pip install -q --no-index --no-deps --no-compile --prefix "$site" "${wheels[@]}" > "$OUT/install.txt" 2>&1 \
+  || echo "wheels not installed (see install.txt): the MPI parts will skip or fail"
+packages=$(python3 -c 'import sys; print(f"python{sys.version_info[0]}.{sys.version_info[1]}/site-packages")')
+export PATH="$site/bin:$PATH" PYTHONPATH="$site/lib/$packages${PYTHONPATH:+:$PYTHONPATH}"
+export LD_LIBRARY_PATH="$site/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" OPENBLAS_NUM_THREADS=2
 
 part() {  # part NAME SECONDS COMMAND...: run it with a time limit, its output kept; one line of result
   local name=$1 limit=$2; shift 2
   local began=$SECONDS
   timeout "$limit" "$@" > "$OUT/$name.txt" 2>&1; local rc=$?
-  printf '%-12s rc=%-3s %4ss  %s\n' "$name" "$rc" "$((SECONDS - began))" "$(tail -n 1 "$OUT/$name.txt" | cut -c1-100)" >> "$OUT/summary.txt"
+  printf '%-8s rc=%-3s %4ss  %s\n' "$name" "$rc" "$((SECONDS - began))" "$(tail -n 1 "$OUT/$name.txt" | cut -c1-100)" >> "$OUT/summary.txt"
 }
 : > "$OUT/summary.txt"
 parts=("$@"); [ $# -eq 0 ] && parts=(devices ddp gpu)
 for name in "${parts[@]}"; do case $name in
-  devices) part devices 200 env TINYLLM_TEST_DEVICES=cpu,cuda python -m pytest -q -x tests/test_devices.py ;;
-  ddp) part ddp 90 python bench/ddp.py --device cuda --preset char-small --batch 32 --steps 5 ;;
-  gpu) part gpu 240 python bench/gpu.py --presets gpt2 --precisions fp32,bf16,fp16 --steps 5 ;;
-  repro) part repro 420 python -m tinyllm train --data ../shared/data/tinyshakespeare.txt --preset char-small \
+  devices) part devices 200 env TINYLLM_TEST_DEVICES=cpu,cuda python3 -m pytest -q -x tests/test_devices.py ;;
+  ddp) part ddp 90 python3 bench/ddp.py --device cuda --preset char-small --batch 32 --steps 5 ;;
+  gpu) part gpu 240 python3 bench/gpu.py --presets gpt2 --precisions fp32,bf16,fp16 --steps 5 ;;
+  repro) part repro 420 python3 -m tinyllm train --data ../shared/data/tinyshakespeare.txt --preset char-small \
            --device cuda --dtype bfloat16 --tf32 --batch-size 64 --max-iters 5000 --lr 1e-3 --min-lr 1e-4 \
            --warmup-iters 100 --beta2 0.99 --dropout 0.2 --eval-interval 250 --eval-iters 200 --log-interval 250 \
            --sample-interval 1000 --out /tmp/repro ;;     # its log comes back, not its 130 MB checkpoint
