@@ -109,7 +109,10 @@ else:
 # The losses agree to float32's rounding. What the second process bought is time: on the
 # 2-core machine of bench/RESULTS.md (`python bench/ddp.py`, two runs), two processes of one
 # BLAS thread each trained 1.9 to 2.0 times the tokens per second of one, and 1.6 to 1.7 times
-# those of one process using both cores; the all-reduce took 6 to 12% of each step. On GPUs
+# those of one process using both cores; the all-reduce took 6 to 12% of each step. Each process
+# must keep to its share of the cores: left to itself, NumPy's BLAS starts a thread per core in
+# every process, and the README's `mpiexec -n 2 tinyllm train --max-iters 50` took 45 s that way
+# instead of 12 (so tinyllm sets each rank's BLAS threads to its share). On GPUs
 # (`--device cuda`) the same flat buffer goes to NCCL, NVIDIA's library, which sums it from GPU
 # to GPU (over NVLink where the GPUs have it) and never through the host. PyTorch's DDP goes one
 # step further: it sends the gradients in buckets while the backward is still computing the
