@@ -21,7 +21,7 @@ import numpy as np
 
 from . import optim
 from .amp import GradScaler, autocast, check_products_on
-from .backend import manual_seed, reseed, rng as backend_rng, set_tf32, xp_for
+from .backend import cpu_threads, manual_seed, reseed, rng as backend_rng, set_tf32, xp_for
 from .checkpoint import checkpoint_path, load_checkpoint, load_optimizer_state, save_checkpoint, weights_sha256
 from .data import TokenBatches, encode_corpus, load_corpus, make_tokenizer
 from .distributed import SINGLE_PROCESS, RankBatches, World, world_from_environment
@@ -226,7 +226,9 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print, world: World | N
     if world.size > 1:
         world.check_same_everywhere("the initial weights", weights_sha256(model))
         batches = RankBatches(batches, world)
-        log(f"data parallel: {world.size} processes, {cfg.batch_size} sequences each per micro-batch")
+        threads = cpu_threads() if cfg.device == "cpu" else None      # (None: a BLAS other than OpenBLAS)
+        log(f"data parallel: {world.size} processes, {cfg.batch_size} sequences each per micro-batch"
+            + (f", {threads} BLAS thread{'s' if threads > 1 else ''} each" if threads else ""))
     trainable = [p for p in model.parameters() if p.requires_grad]  # with LoRA: the adapters only
     opt = optim.AdamW(trainable, lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
     scaler = GradScaler() if cfg.dtype == "float16" else None   # bfloat16 has float32's range: no scaling
