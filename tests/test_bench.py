@@ -4,6 +4,7 @@ This times nothing (bench/RESULTS.md holds the measurements): it keeps the scrip
 from breaking between the sessions that run them for real.
 """
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,19 @@ def test_the_gpu_bench_without_cupy_says_so_in_one_line():
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == ("bench/gpu.py: device 'cuda' needs CuPy, which is not installed: "
                                      "pip install cupy-cuda12x (CUDA 12) or cupy-cuda13x (CUDA 13)")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed: the parts would run")
+def test_the_gpu_session_script_runs_its_parts_and_sums_them_up(tmp_path):
+    """bench/gpu_session.sh, the script for a lent GPU machine: here each part fails for want of
+    CuPy, and the summary says so part by part; an unknown part is refused before any runs."""
+    env = {**os.environ, "OUT": str(tmp_path)}
+    result = subprocess.run(["bash", str(BENCH / "gpu_session.sh"), "ddp", "gpu"], capture_output=True, text=True,
+                            timeout=120, env=env, cwd=BENCH.parent)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = (tmp_path / "summary.txt").read_text().splitlines()
+    assert [line.split()[:2] for line in summary] == [["ddp", "rc=1"], ["gpu", "rc=2"]], summary
+    assert "needs CuPy" in summary[0] and "needs CuPy" in summary[1]
+    unknown = subprocess.run(["bash", str(BENCH / "gpu_session.sh"), "everything"], capture_output=True, text=True,
+                             timeout=120, env=env, cwd=BENCH.parent)
+    assert unknown.returncode == 2 and "unknown part everything (devices, ddp, gpu, repro)" in unknown.stdout
