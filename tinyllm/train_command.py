@@ -14,6 +14,7 @@ import sys
 
 from .backend import DEVICE_HELP
 from .data import BPE_VOCAB_SIZE, DATA_HELP
+from .distributed import ALL_REDUCES
 
 
 def add_train_command(commands) -> None:
@@ -82,7 +83,7 @@ def add_train_command(commands) -> None:
                        help="data parallel: run N processes under mpiexec (each --batch-size sequences per "
                             "micro-batch, the gradients averaged; needs pip install -e \".[dist]\"); the same as "
                             "mpiexec -n N tinyllm train ...")
-    train.add_argument("--all-reduce", choices=("mpi", "nccl"), default=None,
+    train.add_argument("--all-reduce", choices=ALL_REDUCES, default=None,
                        help="with several processes, how the gradients travel: nccl (GPU to GPU, one GPU "
                             "per process; the default with --device cuda) or mpi (through the host; the "
                             "CPU's default, and on GPUs lets processes share one)")
