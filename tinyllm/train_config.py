@@ -1,6 +1,6 @@
 """Every knob of a training run, checked before any work: ``TrainConfig``.
 
-``tinyllm train``'s options are its fields (cli.py makes one option of each), a checkpoint
+``tinyllm train``'s options are its fields (train_command.py makes one of each), a checkpoint
 keeps the config its run was started with, and ``--resume`` compares against it. A value
 that would crash mid-run, quietly train nothing or go unused is refused here, by name.
 """
