@@ -11,8 +11,9 @@ step, the tokens per second of the whole job, and the median time of the all-red
 of the step. Needs mpi4py and mpiexec (pip install -e ".[dist]").
 
 With ``--device cuda``: 1 rank on one GPU; as many ranks as GPUs, NCCL summing the gradients (where
-there are several); and 2 ranks sharing GPU 0 through the host (``--all-reduce mpi``), what a
-machine with one GPU can test. Each step ends by reading its loss, so the GPU's work is counted.
+there are several); and 2 ranks whose gradients go through the host (``--all-reduce mpi``), which
+on a machine with one GPU share it: what such a machine can test. Each step ends by reading its
+loss, so the GPU's work is counted.
 """
 from __future__ import annotations
 
