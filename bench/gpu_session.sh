@@ -34,7 +34,7 @@ part() {  # part NAME SECONDS COMMAND...: run it with a time limit, its output k
 : > "$OUT/summary.txt"
 parts=("$@"); [ $# -eq 0 ] && parts=(devices ddp gpu)
 for name in "${parts[@]}"; do case $name in
-  devices) part devices 200 env TINYLLM_TEST_DEVICES=cpu,cuda python3 -m pytest -q -x tests/test_devices.py ;;
+  devices) part devices 200 env TINYLLM_TEST_DEVICES=cpu,cuda python3 -m pytest -q tests/test_devices.py ;;
   ddp) part ddp 90 python3 bench/ddp.py --device cuda --preset char-small --batch 32 --steps 5 ;;
   gpu) part gpu 240 python3 bench/gpu.py --presets gpt2 --precisions fp32,bf16,fp16 --steps 5 ;;
   repro) part repro 420 python3 -m tinyllm train --data ../shared/data/tinyshakespeare.txt --preset char-small \
