@@ -238,6 +238,29 @@ def test_nccl_is_refused_off_the_gpu_and_unknown_ways_by_name():
         world_from_environment("cpu", "gloo")
 
 
+FULL_DISK_SCRIPT = """
+import sys
+import tinyllm.train
+
+def full_disk(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+tinyllm.train.save_checkpoint = full_disk             # rank 0 alone writes checkpoints: it alone fails
+from tinyllm.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_rank_that_fails_alone_ends_the_job_instead_of_leaving_the_others_waiting(corpus, tmp_path):
+    script = tmp_path / "full_disk.py"
+    script.write_text(FULL_DISK_SCRIPT)
+    began = time.time()
+    result = run([MPIEXEC, "-n", "2", sys.executable, str(script), *train_args(corpus, tmp_path / "run", 2)[2:]],
+                 timeout=120)                            # (before: rank 1 waited at its next all-reduce, forever)
+    assert result.returncode != 0 and time.time() - began < 100
+    assert "tinyllm: error: [Errno 28] No space left on device" in result.stderr
+    assert "tinyllm: rank 0 of 2 stopped, so the job ends" in result.stderr
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the ranks' processes through /proc")
 def test_a_rank_killed_mid_run_ends_the_job_and_the_checkpoint_survives(corpus, tmp_path):
     out = tmp_path / "killed"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 
 from .backend import DEVICE_HELP, default_device
 from .checkpoint import CHECKPOINT_HELP
@@ -271,7 +272,33 @@ def _quantize(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``tinyllm ARGV``; returns the exit status (2, with one line on stderr, for bad input)."""
+    """Run ``tinyllm ARGV``; returns the exit status (2, with one line on stderr, for bad input).
+
+    One of several processes of an MPI job (``mpiexec``, ``--nproc``) that fails ends the whole
+    job: alone, it would leave the others waiting for it at their next all-reduce, forever."""
+    try:
+        status = _run(argv)
+    except Exception:                     # a bug, or a blank exercise: its traceback
+        if not _one_of_several_processes():
+            raise
+        traceback.print_exc()
+        status = 1
+    if status and _one_of_several_processes():
+        world = sys.modules["mpi4py.MPI"].COMM_WORLD
+        print(f"tinyllm: rank {world.Get_rank()} of {world.Get_size()} stopped, so the job ends", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        world.Abort(status)
+    return status
+
+
+def _one_of_several_processes() -> bool:
+    """Whether this process is a rank of an MPI job of several (tinyllm/distributed.py has started MPI)."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    return mpi is not None and mpi.COMM_WORLD.Get_size() > 1
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         parser = build_parser()  # reads TINYLLM_DEVICE, the default of --device
         args = parser.parse_args(argv)

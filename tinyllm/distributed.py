@@ -9,7 +9,8 @@ draw with N·B. Each rank runs forward and backward on its share; then one *all-
 sums the gradients across the ranks, and each divides by N. The mean of the ranks' mean
 gradients is the gradient of the mean loss over all N·B sequences, so every rank takes
 the very step one process would take with the whole batch, and the weights stay equal
-everywhere. Rank 0 logs and writes checkpoints; evaluation is shared the same way.
+everywhere. Rank 0 logs and writes checkpoints; evaluation is shared the same way. A rank
+that fails ends the job (cli.py): the others would wait at their next all-reduce forever.
 
 Each process's BLAS gets its share of the machine's cores (``--nproc`` sets OMP_NUM_THREADS; under
 a hand-started mpiexec the rank sets its BLAS's threads itself, unless OMP_NUM_THREADS is set), so
