@@ -150,7 +150,10 @@ def _openblas():
     except OSError:
         return None
     for path in paths:
-        library = ctypes.CDLL(path)
+        try:
+            library = ctypes.CDLL(path)                   # loaded already: this only finds it
+        except OSError:                                   # (a file replaced since it was loaded)
+            continue
         for setter, getter in _BLAS_THREADS:
             if hasattr(library, setter) and hasattr(library, getter):
                 return getattr(library, setter), getattr(library, getter)
