@@ -32,8 +32,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     n_out, n_in = weight.shape
     if x.shape[-1] != n_in:
         raise ValueError(f"linear: input {x.shape} has {x.shape[-1]} features, weight {weight.shape} expects {n_in}")
-    if compute_dtype() is not None:         # inside amp.autocast: the products in 16 bits
-        return _linear_in_16_bits(compute_dtype(), x, weight, bias)
+    if (dtype := compute_dtype()) is not None:     # inside amp.autocast: the products in 16 bits
+        return _linear_in_16_bits(dtype, x, weight, bias)
     # BEGIN EXERCISE 3.3: forward of linear: fold the batch axes into rows, one product with Wᵀ, add the bias
     x2 = x.data.reshape(-1, n_in)                       # (N, in)
     out = x2 @ weight.data.T                            # (N, in) @ (in, out) -> (N, out)
