@@ -122,12 +122,9 @@ class MPIWorld(World):
     def all_gather(self, value) -> list:
         return self.comm.allgather(value)
 
-    def use_a_gpu(self, one_each: bool) -> int:
-        """Make this rank's GPU the current one (``gpu_for`` its rank among this machine's);
-        returns the GPU's number."""
-        gpu = gpu_for(self.local_rank, self.local_size, one_each)
-        xp_for("cuda").cuda.Device(gpu).use()
-        return gpu
+    def use_a_gpu(self, one_each: bool) -> None:
+        """Make this rank's GPU the current one (``gpu_for`` its rank among this machine's)."""
+        xp_for("cuda").cuda.Device(gpu_for(self.local_rank, self.local_size, one_each)).use()
 
 
 class NCCLWorld(MPIWorld):
