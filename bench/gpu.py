@@ -5,9 +5,9 @@ shakespeare_char model `char-small` (batch 64, block 256). Each runs the full
 step (forward, backward, clip, AdamW) in float32, with TF32 matmuls, and in mixed
 precision (bf16, fp16: autocast, float32 master weights; fp16 with loss scaling),
 in tinyllm and in PyTorch eager with the same weights (PyTorch's attention is its
-fused one, in 16 bits under autocast; tinyllm's stays float32, on TF32 tensor cores). Printed: ms/step, tokens/s,
-the ratio tinyllm / PyTorch, and the GPU memory each framework's allocator held
-at its peak.
+fused one, in 16 bits under autocast; tinyllm's stays float32, on TF32 tensor
+cores). Printed: ms/step, tokens/s, the ratio tinyllm / PyTorch, and the GPU
+memory each framework's allocator held at its peak.
 
     python bench/gpu.py [--steps 10] [--presets gpt2,char-small] [--precisions fp32,tf32,bf16,fp16] [--no-torch]
     python bench/gpu.py --profile [--presets char-small]

@@ -26,6 +26,7 @@ from .tokenizer import END_OF_TEXT, ByteLevelBPE, CharTokenizer, Tokenizer, load
 
 DATA_HELP = "'pydoc' (ships with Python), a UTF-8 text file, or an http(s) URL (downloaded once)"  # load_corpus's names
 
+
 def cache_dir() -> Path:
     """Where downloads and encoded corpora are kept: ``$TINYLLM_CACHE``, else ``~/.cache/tinyllm``."""
     return Path(os.environ.get("TINYLLM_CACHE") or Path.home() / ".cache" / "tinyllm")
