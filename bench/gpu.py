@@ -5,8 +5,8 @@ shakespeare_char model `char-small` (batch 64, block 256). Each runs the full
 step (forward, backward, clip, AdamW) in float32, with TF32 matmuls, and in mixed
 precision (bf16, fp16: autocast, float32 master weights; fp16 with loss scaling),
 in tinyllm and in PyTorch eager with the same weights (PyTorch's attention is its
-fused one, in 16 bits under autocast; tinyllm's stays float32, on TF32 tensor
-cores). Printed: ms/step, tokens/s, the ratio tinyllm / PyTorch, and the GPU
+fused one, in 16 bits under autocast; tinyllm's is unfused, its products and its
+(T, T) weights in 16 bits, softmax summing in float32). Printed: ms/step, tokens/s, the ratio tinyllm / PyTorch, and the GPU
 memory each framework's allocator held at its peak.
 
     python bench/gpu.py [--steps 10] [--presets gpt2,char-small] [--precisions fp32,tf32,bf16,fp16] [--no-torch]
@@ -56,9 +56,7 @@ AUTOCAST = {"bf16": "bfloat16", "fp16": "float16"}
 def bench_tinyllm(config, ids, steps, precision):
     from tinyllm.amp import GradScaler, autocast
     cp = xp_for("cuda")
-    # Under autocast too: the products it leaves in float32 (attention's) then use TF32 tensor cores, as
-    # `tinyllm train --dtype bfloat16 --tf32` does (PyTorch's autocast does attention in 16 bits).
-    set_tf32(precision != "fp32")
+    set_tf32(precision == "tf32")   # (under autocast every product is 16-bit: the Linear layers' and attention's)
     model, _, full = tinyllm_steps(config, ids, "cuda")
     pool = cp.get_default_memory_pool()
     scaler = GradScaler() if precision == "fp16" else None

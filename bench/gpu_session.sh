@@ -38,7 +38,7 @@ for name in "${parts[@]}"; do case $name in
   ddp) part ddp 90 python3 bench/ddp.py --device cuda --preset char-small --batch 32 --steps 5 ;;
   gpu) part gpu 240 python3 bench/gpu.py --presets gpt2 --precisions fp32,bf16,fp16 --steps 5 ;;
   repro) part repro 420 python3 -m tinyllm train --data ../shared/data/tinyshakespeare.txt --preset char-small \
-           --device cuda --dtype bfloat16 --tf32 --batch-size 64 --max-iters 5000 --lr 1e-3 --min-lr 1e-4 \
+           --device cuda --dtype bfloat16 --batch-size 64 --max-iters 5000 --lr 1e-3 --min-lr 1e-4 \
            --warmup-iters 100 --beta2 0.99 --dropout 0.2 --eval-interval 250 --eval-iters 200 --log-interval 250 \
            --sample-interval 1000 --out /tmp/repro ;;     # its log comes back, not its 130 MB checkpoint
   *) echo "unknown part $name (devices, ddp, gpu, repro)"; exit 2 ;;

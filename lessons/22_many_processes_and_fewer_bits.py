@@ -204,8 +204,9 @@ print(f"largest |g| {np.abs(g).max():.2e}, smallest nonzero |g| {np.abs(g[g != 0
 #
 # ## Mixed precision, trained
 # `tinyllm train --dtype float16` (or `bfloat16`) multiplies in 16 bits inside every
-# Linear layer and keeps everything else, the weights first, in float32: a small update
-# added to a 16-bit weight would round away. On a CPU 16-bit products are slower, not
+# Linear layer and in attention, whose (T, T) weights it keeps in 16 bits too (softmax
+# sums them in float32), and keeps everything else, the weights first, in float32: a
+# small update added to a 16-bit weight would round away. On a CPU 16-bit products are slower, not
 # faster (NumPy has no 16-bit BLAS), so here the runs are small; the point is that the
 # curves agree.
 

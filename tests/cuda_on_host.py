@@ -41,7 +41,9 @@ template <class U> U rsqrt(U v) { return U(1) / std::sqrt(v); }
 #define __device__
 """
 _PARTS = 4  # a reduction's partial results per row (a GPU block has hundreds; 4 meet every case)
-_C_TYPES = {np.dtype(np.float32): ("float", ctypes.c_float), np.dtype(np.float64): ("double", ctypes.c_double)}
+_C_TYPES = {np.dtype(np.float32): ("float", ctypes.c_float), np.dtype(np.float64): ("double", ctypes.c_double),
+            np.dtype(np.float16): ("_Float16", None)}  # (GCC 12 and later); no 16-bit scalars are passed
+_PLACEHOLDERS = ("T", "A")  # type names a kernel leaves to its arguments (cuda_kernels.py)
 _BUILD = Path(tempfile.mkdtemp(prefix="tinyllm-kernels-"))
 atexit.register(shutil.rmtree, _BUILD, ignore_errors=True)
 _compiled: dict[str, object] = {}
@@ -52,10 +54,11 @@ def _params(text: str) -> list[tuple[str, str]]:
     return [tuple(p.split()) for p in text.split(",")]
 
 
-def _host_source(kernel, T: str, is_array: list[bool]) -> str:
-    """C++ for one kernel: one call runs every row (reduction) or every element (elementwise)."""
+def _host_source(kernel, types: dict[str, str], is_array: list[bool]) -> str:
+    """C++ for one kernel: one call runs every row (reduction) or every element (elementwise).
+    ``types``: the C type of each placeholder the kernel uses ("T", "A")."""
     ins, outs = _params(kernel.args[0]), _params(kernel.args[1])
-    ctype = {"T": T, "bool": "bool", "int64": "long long", "float64": "double"}
+    ctype = {**types, "bool": "bool", "int64": "long long", "float64": "double"}
     params, loads = [], []
     for (t, name), array in zip(ins, is_array):
         if array:
@@ -66,7 +69,8 @@ def _host_source(kernel, T: str, is_array: list[bool]) -> str:
     params += [f"{ctype[t]}* _raw_{name}" for t, name in outs] + ["long _rows", "long _cols"]
     name = kernel.args[-1]
     preamble = kernel.options.get("preamble", "")
-    head = f'{_HEADER}typedef {T} T;\n{preamble}\nextern "C" void {name}({", ".join(params)}) {{\n'
+    typedefs = "".join(f"typedef {c} {name};\n" for name, c in types.items())
+    head = f'{_HEADER}{typedefs}{preamble}\nextern "C" void {name}({", ".join(params)}) {{\n'
     outputs = " ".join(f"{ctype[t]} &{n} = _raw_{n}[i];" for t, n in outs)  # i: the element or the row
     if kernel.kind == "ElementwiseKernel":
         body = kernel.args[2]
@@ -83,8 +87,8 @@ def _host_source(kernel, T: str, is_array: list[bool]) -> str:
                    f"  {R} _s = _part[0]; {outputs} POST_MAP(_s); }}\n}}\n")
 
 
-def _host_function(kernel, T: str, is_array: list[bool]):
-    source = _host_source(kernel, T, is_array)
+def _host_function(kernel, types: dict[str, str], is_array: list[bool]):
+    source = _host_source(kernel, types, is_array)
     key = hashlib.sha256(source.encode()).hexdigest()[:16]
     if key not in _compiled:
         cpp, lib = _BUILD / f"{key}.cpp", _BUILD / f"{key}.so"
@@ -103,28 +107,34 @@ def host_call(kernel, *inputs, axis=None, keepdims=False):
     given = inputs[len(ins):]  # output arrays to write in place, if any
     inputs = inputs[:len(ins)]
     assert len(given) in (0, len(outs)), f"{kernel.args[-1]}: {len(given)} outputs given for {len(outs)}"
-    dtype = next(a.dtype for a in inputs if isinstance(a, np.ndarray) and a.dtype.kind == "f")
-    c_name, c_scalar = _C_TYPES[dtype]
+    # Each type placeholder takes the dtype of the arrays declared with it (inputs, or outputs given), as in CuPy.
+    dtypes = {}
+    for (t, name), a in [*zip(ins, inputs), *zip(outs, given)]:
+        if t in _PLACEHOLDERS and isinstance(a, np.ndarray):
+            assert dtypes.setdefault(t, a.dtype) == a.dtype, f"{kernel.args[-1]}: {name} is {a.dtype}, {t} is {dtypes[t]}"
+    dtype_of = lambda t: dtypes[t] if t in _PLACEHOLDERS else np.dtype(t)  # noqa: E731
     shape = np.broadcast_shapes(*[a.shape for a in inputs if isinstance(a, np.ndarray)])
     args = []
     for (t, name), a in zip(ins, inputs):
         if isinstance(a, np.ndarray):
-            want = dtype if t == "T" else np.dtype(t)
-            assert a.dtype == want, f"{kernel.args[-1]}: {name} is {a.dtype}, the kernel needs {want}"
+            assert a.dtype == dtype_of(t), f"{kernel.args[-1]}: {name} is {a.dtype}, the kernel needs {dtype_of(t)}"
             args.append(np.ascontiguousarray(np.broadcast_to(a, shape)))
+        elif t in _PLACEHOLDERS:
+            args.append(_C_TYPES[dtype_of(t)][1](a))      # a number, in the type its placeholder took
         else:
-            args.append({"T": c_scalar, "bool": ctypes.c_bool, "int64": ctypes.c_longlong}[t](a))
+            args.append({"bool": ctypes.c_bool, "int64": ctypes.c_longlong}[t](a))
+    out_dtypes = [dtype_of(t) for t, _ in outs]
     if kernel.kind == "ElementwiseKernel":
-        assert all(r.shape == shape and r.dtype == dtype and r.flags.c_contiguous for r in given)
-        results = list(given) or [np.empty(shape, dtype) for _ in outs]
+        assert all(r.shape == shape and r.dtype == d and r.flags.c_contiguous for r, d in zip(given, out_dtypes))
+        results = list(given) or [np.empty(shape, d) for d in out_dtypes]
         rows, cols = int(np.prod(shape)), 1
     else:
         assert axis in (-1, len(shape) - 1) and keepdims, "tinyllm reduces along the last axis, keeping it"
-        out_dtypes = [dtype if t == "T" else np.dtype(t) for t, _ in outs]   # "T s", or a type of its own
         assert all(r.shape == shape[:-1] + (1,) and r.dtype == d for r, d in zip(given, out_dtypes))
         results = list(given) or [np.empty(shape[:-1] + (1,), d) for d in out_dtypes]
         rows, cols = int(np.prod(shape[:-1])), shape[-1]
-    function = _host_function(kernel, c_name, [isinstance(a, np.ndarray) for a in args])
+    types = {t: _C_TYPES[d][0] for t, d in dtypes.items()}
+    function = _host_function(kernel, types, [isinstance(a, np.ndarray) for a in args])
     function(*[a.ctypes.data_as(ctypes.c_void_p) if isinstance(a, np.ndarray) else a for a in args],
              *[r.ctypes.data_as(ctypes.c_void_p) for r in results], ctypes.c_long(rows), ctypes.c_long(cols))
     calls.append(kernel.args[-1])

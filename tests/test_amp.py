@@ -38,6 +38,47 @@ def test_linear_under_autocast_multiplies_in_16_bits_and_answers_in_float32(dtyp
         assert np.abs(got - want).max() > 0                         # the products really were rounded
 
 
+def attention_and_grads(q, k, v, dropout_p=0.0):
+    inputs = [Tensor(a, requires_grad=True) for a in (q, k, v)]
+    out = F.scaled_dot_product_attention(*inputs, is_causal=True, dropout_p=dropout_p,
+                                         generator=np.random.default_rng(3))
+    (out * out).sum().backward()
+    return [out.data] + [t.grad.data for t in inputs]
+
+
+@pytest.mark.parametrize("dropout_p", [0.0, 0.5], ids=["no dropout", "dropout"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_attention_under_autocast_multiplies_and_keeps_its_weights_in_16_bits(dtype, dropout_p, monkeypatch):
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((2, 3, 7, 8)).astype(np.float32) for _ in range(3))
+    exact = attention_and_grads(q, k, v, dropout_p)     # dropout draws in float32 both times: the same mask
+    seen = []   # what attention's weights and their softmax backward were computed in
+    weights, softmax_backward = F.attention_weights, F._softmax_backward
+    monkeypatch.setattr(F, "attention_weights", lambda q, k, c: seen.append(("weights", q.dtype, k.dtype))
+                        or weights(q, k, c))
+    monkeypatch.setattr(F, "_softmax_backward", lambda y, g, axis=-1: seen.append(("backward", y.dtype, g.dtype))
+                        or softmax_backward(y, g, axis))
+    with autocast(dtype):
+        mixed = attention_and_grads(q, k, v, dropout_p)
+    sixteen = compute_dtype_of(dtype)
+    # NumPy's float16 products are float16 arrays, as a GPU's are; ml_dtypes hands bfloat16 products
+    # back in float32, so on the CPU the weights are float32 arrays there (of bfloat16 products).
+    kept = sixteen if dtype == "float16" else np.dtype(np.float32)
+    assert seen[:2] == [("weights", sixteen, sixteen), ("backward", kept, kept)], seen
+    digits = {"float16": 2 ** -10, "bfloat16": 2 ** -7}[dtype]
+    for got, want in zip(mixed, exact):
+        assert got.dtype == np.float32                              # the answer and the gradients: float32
+        scale = np.abs(want).max()
+        assert np.abs(got - want).max() <= 16 * digits * scale, (dtype, np.abs(got - want).max(), scale)
+        assert np.abs(got - want).max() > 0                         # the products really were rounded
+
+
+def compute_dtype_of(name):
+    """The dtype ``autocast(name)`` multiplies in: NumPy's float16, or ml_dtypes' bfloat16."""
+    with autocast(name):
+        return compute_dtype()
+
+
 def test_the_scaler_keeps_small_gradients_float16_would_lose():
     # A gradient of 1e-8 is below float16's smallest subnormal (6e-8): unscaled, the 16-bit product
     # gives 0; scaled by 2^16 it survives, and unscaling gives it back in float32.
@@ -85,7 +126,7 @@ def test_a_mixed_precision_run_follows_the_float32_run(tmp_path, dtype):
     lines = []
     full = train(TrainConfig(out=str(tmp_path / "f32"), **common), log=lambda line: None)
     mixed = train(TrainConfig(out=str(tmp_path / dtype), dtype=dtype, **common), log=lines.append)
-    assert any(f"the Linear layers' products in {dtype}" in line for line in lines)
+    assert any(f"the Linear layers' and attention's products in {dtype}" in line for line in lines)
     assert any("| loss scale 65536" in line for line in lines) == (dtype == "float16")
     assert abs(mixed["loss"][-1] / full["loss"][-1] - 1) < 0.01         # the curves agree at the end
     assert abs(mixed["val"][-1] / full["val"][-1] - 1) < 0.01

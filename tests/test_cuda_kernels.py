@@ -15,6 +15,7 @@ from conftest import bytes_left_allocated
 from cuda_on_host import COMPILER, calls, run_gpu_path_on_host
 from test_ops_gradcheck import CASES, make_input
 from tinyllm import Tensor, cuda_kernels, functional as F, optim
+from tinyllm.amp import autocast
 from tinyllm.backend import to_numpy
 from tinyllm.functional import causal_mask
 from tinyllm.gradcheck import gradcheck
@@ -69,6 +70,39 @@ def test_gpu_path_agrees_with_numpy_path_in_float32(name, fn, arrays, monkeypatc
     for g, e in zip(got, expected):
         assert np.isfinite(g).all()
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+
+
+def test_on_the_gpu_path_softmax_of_16_bit_scores_sums_in_float32(monkeypatch):
+    """Attention's scores under amp.autocast are 16-bit. A float16 running sum stops growing at 2048
+    (2048 + 1 rounds back to 2048): 16384 equal scores come out 1/16384 each only if the kernels sum
+    in float32, and the gradient of Σ softmax, exactly 0, likewise needs Σ g·y = 1 exactly."""
+    run_gpu_path_on_host(monkeypatch)
+    x = Tensor(np.zeros((2, 16384)), dtype=np.float16, requires_grad=True)
+    y = F.softmax(x)
+    y.sum().backward()
+    assert calls == ["tinyllm_row_max_and_sum_exp", "tinyllm_softmax", "tinyllm_row_dot", "tinyllm_softmax_backward"]
+    assert y.dtype == x.grad.dtype == np.float16                # the (T, T) arrays stay 16-bit
+    np.testing.assert_array_equal(y.data, np.float16(1 / 16384))
+    np.testing.assert_array_equal(x.grad.data, 0)
+
+
+def test_attention_under_autocast_on_the_gpu_path_agrees_with_the_numpy_path(monkeypatch):
+    """16-bit attention (amp.autocast), dropout included: the kernels, reading and writing float16 and
+    summing in float32, against the NumPy path doing the same in float32 and rounding to float16."""
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((2, 2, 9, 8)) for _ in range(3)]
+
+    def attention(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=0.5,
+                                              generator=np.random.default_rng(3))
+    with autocast("float16"):
+        expected = _output_and_grads(attention, arrays)
+        run_gpu_path_on_host(monkeypatch)
+        got = _output_and_grads(attention, arrays)
+    assert {"tinyllm_softmax", "tinyllm_dropout", "tinyllm_row_dot", "tinyllm_softmax_backward"} <= set(calls)
+    for g, e in zip(got, expected):
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, e, rtol=0, atol=2 ** -9 * np.abs(e).max())   # float16's rounding
 
 
 def test_a_wrong_kernel_is_caught(rng, monkeypatch):
@@ -136,10 +170,12 @@ def test_adamw_kernel_matches_the_numpy_update(groups, monkeypatch):
         np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
 
 
-def test_a_training_step_on_the_gpu_path_never_waits_for_the_gpu(monkeypatch):
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_a_training_step_on_the_gpu_path_never_waits_for_the_gpu(dtype, monkeypatch):
     """On a GPU the host only queues work; reading a value back makes it wait for the GPU to
     finish. A training step (batch, forward, backward, clip, AdamW, as train.py runs it) must
-    read nothing back: logging's ``loss.item()`` is the one wait, and only when it logs."""
+    read nothing back: logging's ``loss.item()`` is the one wait, and only when it logs. Under
+    autocast too, attention's kernels then working on float16."""
     from cuda_on_host import pretend_cupy
     from tinyllm import manual_seed
     from tinyllm.data import TokenBatches
@@ -154,8 +190,9 @@ def test_a_training_step_on_the_gpu_path_never_waits_for_the_gpu(monkeypatch):
     for _ in range(3):
         x, y = batches.get_batch("train", 4, rng)
         opt.zero_grad()
-        _, loss = model(x, y)
-        loss.backward()
+        with autocast(dtype):
+            _, loss = model(x, y)
+            loss.backward()
         optim.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         losses.append(loss)

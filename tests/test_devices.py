@@ -136,6 +136,33 @@ def test_session_16_gpu_paths_on_a_real_gpu():
     np.testing.assert_allclose(mixed.numpy(), exact, atol=1e-2)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_16_bit_attention_on_a_real_gpu(dtype):
+    """Attention under autocast on CuPy: 16-bit products and (T, T) arrays, kernels that read and write
+    16 bits and sum in float32 (their CuPy types), against the CPU's same arithmetic."""
+    from tinyllm import functional as F
+    from tinyllm.amp import autocast, check_products_on
+    try:
+        check_products_on("cuda", dtype)
+    except RuntimeError as e:
+        pytest.skip(str(e))
+
+    def attention(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    arrays = [np.random.default_rng(i).standard_normal((2, 3, 33, 16)) for i in range(3)]
+    with autocast(dtype):
+        (gpu, gpu_grads), (cpu, cpu_grads) = (run_on(device, attention, arrays) for device in ("cuda", "cpu"))
+    digits = {"float16": 2 ** -10, "bfloat16": 2 ** -7}[dtype]
+    for got, want in zip([gpu, *gpu_grads], [cpu, *cpu_grads]):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=0, atol=8 * digits * np.abs(want).max())
+
+    x = Tensor(np.zeros((2, 16384)), dtype=np.float16, device="cuda", requires_grad=True)
+    y = F.softmax(x)                            # summed in float16 it would stop at 2048: 2/16384 each
+    y.sum().backward()
+    assert y.dtype == np.float16 and np.all(y.numpy() == np.float16(1 / 16384)) and np.all(x.grad.numpy() == 0)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None, reason="needs mpi4py: pip install -e \".[dist]\"")
 def test_nccl_and_two_ranks_on_a_real_gpu(tmp_path):
     """What tests/test_distributed.py checks on pretended GPUs, on CuPy and NCCL themselves: NCCL's

@@ -1,13 +1,15 @@
 """Mixed precision: the big matrix products in 16 bits, everything else in float32.
 
 A GPU's tensor cores multiply 16-bit numbers several times faster than float32 ones, and
-most of a GPT's arithmetic is the products of its Linear layers. So, as PyTorch's
-``torch.autocast`` does, inside ``with autocast("float16"):`` (or ``"bfloat16"``)
+most of a GPT's arithmetic is matrix products: its Linear layers', and attention's. So, as
+PyTorch's ``torch.autocast`` does, inside ``with autocast("float16"):`` (or ``"bfloat16"``)
 ``F.linear`` casts its input and weight to 16 bits, multiplies, and hands back float32;
-its backward does the same for the two products of the gradient. The weights themselves
-stay float32 (the *master* copy the optimizer updates: a tiny step added to a 16-bit
-weight would round away), and softmax, LayerNorm, GELU, attention and the loss never
-leave float32.
+its backward does the same for the two products of the gradient. Attention
+(``F.scaled_dot_product_attention``) multiplies q, k and v in 16 bits too, and keeps its
+(T, T) scores and weights in 16 bits, half the memory; their softmax sums in float32
+(``sum_dtype``), and the op hands back float32. The weights themselves stay float32 (the
+*master* copy the optimizer updates: a tiny step added to a 16-bit weight would round
+away), and LayerNorm, GELU and the loss never leave float32.
 
 The two 16-bit formats differ where it matters:
 
@@ -34,7 +36,7 @@ import numpy as np
 from .backend import array_module, xp_for
 
 DTYPES = ("float32", "float16", "bfloat16")
-_compute_dtype: str | None = None       # inside autocast: the dtype of F.linear's products
+_compute_dtype: str | None = None       # inside autocast: the dtype of F.linear's and attention's products
 
 
 def dtype_of(name: str):
@@ -68,7 +70,7 @@ def check_products_on(device: str, name: str) -> None:
 
 @contextmanager
 def autocast(dtype: str = "float16") -> Iterator[None]:
-    """Inside, F.linear multiplies in ``dtype`` ("float16", "bfloat16"; "float32": no change)."""
+    """Inside, F.linear and attention multiply in ``dtype`` ("float16", "bfloat16"; "float32": no change)."""
     global _compute_dtype
     dtype_of(dtype)                           # refuse an unknown name (or a missing ml_dtypes) at once
     previous, _compute_dtype = _compute_dtype, None if dtype == "float32" else dtype
@@ -78,8 +80,15 @@ def autocast(dtype: str = "float16") -> Iterator[None]:
         _compute_dtype = previous
 
 
+def sum_dtype(dtype) -> np.dtype:
+    """The dtype sums over numbers of ``dtype`` are made in: float32 for 16-bit ones (a sum of a
+    thousand float16 terms would keep about one digit), else ``dtype`` itself."""
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if dtype.itemsize < 4 else dtype
+
+
 def compute_dtype():
-    """The dtype F.linear multiplies in now: a 16-bit one inside ``autocast``, else None (as given)."""
+    """The dtype F.linear and attention multiply in now: a 16-bit one inside ``autocast``, else None (as given)."""
     return None if _compute_dtype is None else dtype_of(_compute_dtype)
 
 

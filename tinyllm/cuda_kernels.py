@@ -22,7 +22,8 @@ cached on disk) into one kernel.
   with ``keepdims``: (..., C) -> (..., 1). What is combined may be a small struct
   (``reduce_type``, declared in ``preamble``): softmax carries a max and a sum together.
 
-``T`` is the arrays' float type (float32, or float64 in gradient checks).
+``T`` is the arrays' float type (float32, or float64 in gradient checks; 16 bits for attention
+under amp.autocast). CuPy takes it from the arrays handed in, as it takes ``A``, the type softmax sums in.
 tests/test_devices.py checks on a GPU machine that each op agrees with its NumPy
 version. Nothing here imports CuPy before a kernel is first called.
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import math
 
+from .amp import sum_dtype
 from .backend import array_module
 
 
@@ -91,11 +93,15 @@ def gelu_backward(x, g, c: float, k: float):
 # into one by rescaling the sum whose max is smaller:
 #     (m1, s1) + (m2, s2) = (m1, s1 + s2·e^(m2 - m1))   where m1 >= m2.
 # An element x is the pair (x, 1); an empty part (or a masked entry) is (-inf, 0).
+#
+# ``T`` is the type of the scores and probabilities, ``A`` the one the sums are made in:
+# the same, except for 16-bit scores (attention under amp.autocast), whose m, s and Σ g·y
+# are float32 while the (T, T) arrays in memory stay 16 bits. ``A(x)`` and ``T(...)`` convert.
 # ---------------------------------------------------------------------------
 _MAX_AND_SUM = """
 struct MaxAndSum {                                   // m: the largest x so far; s: Σ e^(x - m)
-    T m, s;
-    __device__ MaxAndSum(T m = T(0), T s = T(0)) : m(m), s(s) {}
+    A m, s;
+    __device__ MaxAndSum(A m = A(0), A s = A(0)) : m(m), s(s) {}
 };
 __device__ MaxAndSum merge_max_and_sum(MaxAndSum p, MaxAndSum q) {
     if (p.m < q.m) { MaxAndSum t = p; p = q; q = t; }    // p: the larger max
@@ -104,20 +110,27 @@ __device__ MaxAndSum merge_max_and_sum(MaxAndSum p, MaxAndSum q) {
 }
 """
 _row_max_and_sum_exp = _Kernel(                      # minus_inf: -inf, handed in from Python
-    "ReductionKernel", "T x, bool masked, T minus_inf", "T m, T s",
-    "masked ? MaxAndSum(minus_inf, 0) : MaxAndSum(x, 1)", "merge_max_and_sum(a, b)", "m = a.m, s = a.s",
+    "ReductionKernel", "T x, bool masked, A minus_inf", "A m, A s",
+    "masked ? MaxAndSum(minus_inf, 0) : MaxAndSum(A(x), 1)", "merge_max_and_sum(a, b)", "m = a.m, s = a.s",
     "MaxAndSum(minus_inf, 0)", "tinyllm_row_max_and_sum_exp",
     reduce_type="MaxAndSum", preamble=_MAX_AND_SUM)
 _softmax = _elementwise(
-    "T x, bool masked, T m, T s", "T y",
-    "y = masked ? T(0) : exp(x - m) / s",
+    "T x, bool masked, A m, A s", "T y",
+    "y = masked ? T(0) : T(exp(A(x) - m) / s)",
     "tinyllm_softmax")
 _softmax_backward = _elementwise(
-    "T y, T g, T gy", "T dx",
-    "dx = y * (g - gy)",                                                # y·(g - Σ g·y)
+    "T y, T g, A gy", "T dx",
+    "dx = T(A(y) * (A(g) - gy))",                                       # y·(g - Σ g·y)
     "tinyllm_softmax_backward")
-# Σ p·q·r along the last axis (r = 1 for a plain dot product): softmax's and LayerNorm's backward sums.
+_row_dot = _Kernel("ReductionKernel", "T p, T q", "A s", "A(p) * A(q)", "a + b", "s = a", "0",  # Σ p·q, in A
+                   "tinyllm_row_dot", reduce_type="A")
+# Σ p·q·r along the last axis (r = 1 for a plain dot product): LayerNorm's backward sums.
 _row_sum_of_products = _row_sum("T p, T q, T r", "T s", "p * q * r", "s = a", "tinyllm_row_sum_of_products")
+
+
+def _row_result(x):
+    """An empty (..., 1) array of ``sum_dtype``: where a reduction along x's rows writes."""
+    return array_module(x).empty(x.shape[:-1] + (1,), sum_dtype(x.dtype))
 
 
 def softmax_statistics(x, masked=False):
@@ -126,9 +139,8 @@ def softmax_statistics(x, masked=False):
     ``masked``: a boolean array broadcastable to x, True where an entry is left out;
     every row needs one entry that is not.
     """
-    xp = array_module(x)
-    m, s = xp.empty(x.shape[:-1] + (1,), x.dtype), xp.empty(x.shape[:-1] + (1,), x.dtype)
-    _row_max_and_sum_exp(x, masked, -math.inf, m, s, axis=-1, keepdims=True)  # a reduction writes both
+    m, s = _row_result(x), _row_result(x)
+    _row_max_and_sum_exp(x, masked, sum_dtype(x.dtype).type(-math.inf), m, s, axis=-1, keepdims=True)  # writes both
     return m, s
 
 
@@ -141,7 +153,9 @@ def softmax(x, masked=False, statistics=None):
 
 def softmax_backward(y, g):
     """Softmax's backward in two passes: dx = y·(g - Σ g·y)."""
-    return _softmax_backward(y, g, _row_sum_of_products(g, y, 1, axis=-1, keepdims=True))
+    gy = _row_result(y)
+    _row_dot(g, y, gy, axis=-1, keepdims=True)
+    return _softmax_backward(y, g, gy)
 
 
 # Σ x², accumulated in double: the squares of gradients past ~1.8e19 overflow float32 (clip_grad_norm_).
@@ -196,7 +210,8 @@ def layer_norm_backward(g, w, xhat, rstd):
 # Dropout: keep x·scale where the uniform draw u >= p, else 0. Its backward is the same
 # kernel applied to the gradient (d(x·m)/dx = m), with the same draws.
 # ---------------------------------------------------------------------------
-_dropout = _elementwise("T x, T u, T p, T scale", "T y", "y = u >= p ? x * scale : T(0)", "tinyllm_dropout")
+_dropout = _elementwise("T x, A u, A p, A scale", "T y", "y = u >= p ? T(A(x) * scale) : T(0)",  # u: float32 for
+                        "tinyllm_dropout")                                                     # 16-bit x
 
 
 def dropout(x, u, p: float, scale: float):

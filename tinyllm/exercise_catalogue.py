@@ -80,7 +80,8 @@ CATALOGUE: dict[str, tuple[list[str], str]] = {
              "tests/test_functional.py::test_fused_attention_equals_its_five_ops[0.0]"],
             "Go back through y = A v, A = drop(P), P = softmax(s): dv = drop(P)ᵀ @ g; dA = g @ vᵀ, and "
             "drop(dA) is dP; ds = _softmax_backward(P, dP); s = q kᵀ/√D gives dq = ds @ k/√D and "
-            "dk = dsᵀ @ q/√D. Swap the last two axes with .swapaxes(-2, -1)."),
+            "dk = dsᵀ @ q/√D. q, k, v are the arrays q_data, k_data, v_data (P is att). Swap the last two "
+            "axes with .swapaxes(-2, -1)."),
     "7.5": (["tests/test_build_the_gpt.py::test_attention_layer_by_hand"],
             "x (B, T, C), H = n_head heads of D = C/H. c_attn(x) is (B, T, 3C): reshape to (B, T, 3, H, D) and "
             "split(1, axis=2) into q, k, v; give each head its slab, (B, T, H, D) -> transpose(1, 2) -> (B, H, T, D). "

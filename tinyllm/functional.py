@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import cuda_kernels
-from .amp import compute_dtype
+from .amp import compute_dtype, sum_dtype
 from .backend import array_module, column_sums, device_of, is_cupy_array, rng, row_sums
 from .tensor import Tensor, as_tensors, from_op, sum_to_shape
 
@@ -113,6 +113,8 @@ def _softmax_forward(x, axis: int = -1, mask=None):
     xp = array_module(x)
     if is_cupy_array(x) and axis in (-1, x.ndim - 1):   # on a GPU: the same maths, fused kernels
         return cuda_kernels.softmax(x, False if mask is None else _device_mask(mask, x))
+    if (wide := sum_dtype(x.dtype)) != x.dtype:         # 16-bit scores (amp.autocast): the sums in float32
+        return _softmax_forward(x.astype(wide), axis, mask).astype(x.dtype)
     # BEGIN EXERCISE 7.1: forward of softmax: subtract the max (after adding the mask's -inf), exp, divide by the sum
     # softmax(x) = softmax(x - m) for any m; with m the max every exponent is <= 0: no overflow.
     if mask is None:
@@ -131,6 +133,8 @@ def _softmax_backward(y, g, axis: int = -1):
     """softmax's backward on arrays: dLoss/dx from the forward's output y and g = dLoss/dy."""
     if is_cupy_array(y) and axis in (-1, y.ndim - 1):
         return cuda_kernels.softmax_backward(y, g)
+    if (wide := sum_dtype(y.dtype)) != y.dtype:         # 16-bit weights (amp.autocast): the sums in float32
+        return _softmax_backward(y.astype(wide), g.astype(wide), axis).astype(y.dtype)
     # BEGIN EXERCISE 7.2: backward of softmax: dx = y·(g - Σ g·y)
     # dy_i/dx_j = y_i (δ_ij - y_j)   =>   dx = y · (g - Σ_j g_j y_j)
     dx = g - _sum_along(g * y, axis)
@@ -352,7 +356,8 @@ def _dropout_draw(like, p: float, generator=None):
     forward and the backward drop the same ones)."""
     xp = array_module(like)
     generator = generator if generator is not None else rng(xp)
-    u = xp.asarray(generator.random(like.shape, dtype=like.dtype))  # uniform in [0, 1): keep where u >= p
+    # uniform in [0, 1): keep where u >= p. (Drawn in float32 at least: generators make no 16-bit numbers.)
+    u = xp.asarray(generator.random(like.shape, dtype=np.promote_types(like.dtype, np.float32)))
     scale = 1.0 / (1.0 - p)
     if is_cupy_array(u):  # on a GPU: a·scale or 0, one kernel
         return lambda a: cuda_kernels.dropout(a, u, p, scale)
@@ -399,6 +404,8 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, *, is_causal: 
     Written as its five small ops, attention's graph would keep the scores, the weights and
     the dropped weights: three (T, S) arrays per head, the largest arrays of a GPT step.
     Fused, it keeps the weights only (and dropout's draw), and the backward recomputes the rest.
+    Inside ``amp.autocast`` its four products run in 16 bits and the (T, S) arrays are 16-bit
+    (softmax sums in float32); the answer is float32 still.
     """
     if q.shape[-1] != k.shape[-1] or k.shape[:-1] != v.shape[:-1] or q.shape[:-2] != k.shape[:-2]:
         raise ValueError(f"scaled_dot_product_attention: q {q.shape}, k {k.shape}, v {v.shape} must be "
@@ -406,21 +413,24 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, *, is_causal: 
     if is_causal and q.shape[-2] > k.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: causal attention needs no more queries ({q.shape[-2]}) "
                          f"than keys ({k.shape[-2]}): a query before the first key would see nothing")
-    att = attention_weights(q.data, k.data, is_causal)                     # (B, H, T, S)
+    dtype = compute_dtype() or q.dtype         # inside amp.autocast: q, k, v cast to 16 bits, once
+    q_data, k_data, v_data = (t.data.astype(dtype, copy=False) for t in (q, k, v))
+    att = attention_weights(q_data, k_data, is_causal)                     # (B, H, T, S)
     drop = _dropout_draw(att, dropout_p, generator) if _dropout_probability(dropout_p) else (lambda a: a)
-    y = drop(att) @ v.data                                                 # (B, H, T, S) @ (B, H, S, D) -> (B, H, T, D)
+    y = drop(att) @ v_data                                                 # (B, H, T, S) @ (B, H, S, D) -> (B, H, T, D)
 
     def backward(g):
+        g = g.astype(dtype, copy=False)        # the engine turns the 16-bit gradients back into q, k, v's float32
         # y = A v with A = dropout(P), P = softmax(s), s = q kᵀ / √D:
         #   dv = Aᵀ g,   dP = dropout(g vᵀ),   ds = softmax's backward(P, dP),   dq = ds k / √D,   dk = dsᵀ q / √D
         # BEGIN EXERCISE 7.4: backward of attention: dv, then ds through dropout and softmax, then dq and dk
         dv = drop(att).swapaxes(-2, -1) @ g                                # (B, H, S, T) @ (B, H, T, D) -> (B, H, S, D)
-        ds = _softmax_backward(att, drop(g @ v.data.swapaxes(-2, -1)))     # (B, H, T, D) @ (B, H, D, S) -> (B, H, T, S)
-        dq = ds @ k.data                                                   # (B, H, T, S) @ (B, H, S, D) -> (B, H, T, D)
-        dk = ds.swapaxes(-2, -1) @ q.data                                  # (B, H, S, T) @ (B, H, T, D) -> (B, H, S, D)
+        ds = _softmax_backward(att, drop(g @ v_data.swapaxes(-2, -1)))     # (B, H, T, D) @ (B, H, D, S) -> (B, H, T, S)
+        dq = ds @ k_data                                                   # (B, H, T, S) @ (B, H, S, D) -> (B, H, T, D)
+        dk = ds.swapaxes(-2, -1) @ q_data                                  # (B, H, S, T) @ (B, H, T, D) -> (B, H, S, D)
         scale = 1.0 / math.sqrt(q.shape[-1])
         dq *= scale
         dk *= scale
         return dq, dk, dv
         # END EXERCISE
-    return from_op(y, (q, k, v), backward, "attention")
+    return from_op(y.astype(q.dtype, copy=False), (q, k, v), backward, "attention")

@@ -235,7 +235,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print, world: World | N
     if scaler and cfg.resume and "loss_scaler" in ckpt["meta"]:
         vars(scaler).update(ckpt["meta"]["loss_scaler"])
     if cfg.dtype != "float32":
-        log(f"mixed precision: the Linear layers' products in {cfg.dtype}, the rest and the weights in float32"
+        log(f"mixed precision: the Linear layers' and attention's products in {cfg.dtype}, the rest and the "
+            "weights in float32"
             + (f"; loss scaling from {scaler.scale:g}" if scaler else "")
             + ("; slow on a CPU (NumPy has no 16-bit BLAS): made for GPUs" if cfg.device == "cpu" else ""))
     if cfg.resume and ckpt["optimizer_state"] is None:

@@ -69,8 +69,8 @@ def add_train_command(commands) -> None:
                              "template, the loss on the answers only; --data is then unused",
              "tf32": "with --device cuda: float32 matmuls on TF32 tensor cores (faster, ~1e-3 relative error)",
              "dtype": "float32, or mixed precision: float16 (with loss scaling) or bfloat16 (needs ml_dtypes) for "
-                      "the Linear layers' products, the weights and everything else in float32 (tinyllm/amp.py; "
-                      "made for GPUs' tensor cores, slow on a CPU; add --tf32 for attention's products, which stay float32)"}
+                      "the Linear layers' and attention's products, the weights and everything else in float32 "
+                      "(tinyllm/amp.py; made for GPUs' tensor cores, slow on a CPU)"}
     for f in fields(TrainConfig):
         if f.type == "bool":
             train.add_argument("--" + f.name, action="store_true", help=helps[f.name])

@@ -29,7 +29,7 @@ class TrainConfig:
     dropout: float = 0.0
     device: str = field(default_factory=default_device)  # "cpu", or TINYLLM_DEVICE when set
     tf32: bool = False             # GPU only: TF32 tensor cores for float32 matmuls
-    dtype: str = "float32"         # "float16" or "bfloat16": mixed precision, the Linear products in 16 bits (amp.py)
+    dtype: str = "float32"         # "float16" or "bfloat16": mixed precision, the matrix products in 16 bits (amp.py)
     batch_size: int = 12
     grad_accum: int = 1            # micro-batches per optimizer step
     max_iters: int = 1000
