@@ -106,6 +106,29 @@ def test_the_scaler_skips_an_overflowing_step_halves_and_grows_again():
     assert scaler.scale == 1024.0 and scaler.good_steps == 0
 
 
+def test_a_step_whose_16_bit_products_overflow_is_skipped_quietly():
+    """A loss scale too large overflows float16 in the backward: the step is skipped, the scale halved,
+    the weights left alone, and no NumPy overflow warning shown (the scaler's check is the warning)."""
+    import warnings
+
+    from tinyllm import manual_seed, optim
+    from tinyllm.data import TokenBatches
+    from tinyllm.distributed import World
+    from tinyllm.model import GPT, GPTConfig
+    from tinyllm.train import scaled_train_step
+    manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    before = {name: w.copy() for name, w in model.state_dict().items()}
+    opt = optim.AdamW(model.parameters(), lr=1e-2)
+    scaler = GradScaler(init_scale=2.0 ** 40)
+    with warnings.catch_warnings(), autocast("float16"):
+        warnings.simplefilter("error")
+        scaled_train_step(model, opt, TokenBatches(np.arange(400) % 20, block_size=8), 4,
+                          np.random.default_rng(0), 1, 1.0, World(), scaler)
+    assert scaler.skipped == 1 and scaler.scale == 2.0 ** 39
+    assert all(np.array_equal(w, before[name]) for name, w in model.state_dict().items())
+
+
 def test_an_unknown_dtype_is_refused_by_name():
     with pytest.raises(ValueError, match="unknown dtype 'float8'; choose from float32, float16, bfloat16"):
         with autocast("float8"):

@@ -79,7 +79,8 @@ def scaled_train_step(model: GPT, opt: optim.Optimizer, batches: TokenBatches, b
     for _ in range(grad_accum):
         x, y = batches.get_batch("train", batch_size, rng)
         _, loss = model(x, y)
-        (loss * (scaler.scale / grad_accum)).backward()
+        with np.errstate(over="ignore", invalid="ignore"):   # a 16-bit product overflowing to inf (and
+            (loss * (scaler.scale / grad_accum)).backward()   # nan after it) is what the scaler looks for
     world.average_gradients(model.parameters())
     finite = scaler.unscale_(model.parameters())      # the same on every rank: the gradients are the average
     norm = optim.clip_grad_norm_(model.parameters(), grad_clip or math.inf)
