@@ -413,7 +413,8 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, *, is_causal: 
     if is_causal and q.shape[-2] > k.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: causal attention needs no more queries ({q.shape[-2]}) "
                          f"than keys ({k.shape[-2]}): a query before the first key would see nothing")
-    dtype = compute_dtype() or q.dtype         # inside amp.autocast: q, k, v cast to 16 bits, once
+    sixteen = compute_dtype()                  # inside amp.autocast: the products in 16 bits, q, k, v cast once
+    dtype = q.dtype if sixteen is None else sixteen
     q_data, k_data, v_data = (t.data.astype(dtype, copy=False) for t in (q, k, v))
     att = attention_weights(q_data, k_data, is_causal)                     # (B, H, T, S)
     drop = _dropout_draw(att, dropout_p, generator) if _dropout_probability(dropout_p) else (lambda a: a)
