@@ -250,6 +250,26 @@ def test_a_run_with_dropout_resumes_bit_for_bit_on_a_pretended_gpu(tmp_path, mon
     assert "tinyllm_dropout" in calls               # the masks were drawn on the "GPU"
 
 
+def test_a_float16_run_on_a_pretended_gpu_follows_the_cpu_float16_run(tmp_path, monkeypatch):
+    """`tinyllm train --device cuda --dtype float16`: loss scaling, 16-bit products, attention's kernels on
+    float16, the scaler's one read a step; the same losses as the CPU's float16 run, to float16's rounding."""
+    from cuda_on_host import pretend_cupy
+    from tinyllm.checkpoint import load_checkpoint
+    from tinyllm.train import TrainConfig, train
+    common = dict(max_iters=12, eval_interval=12, eval_iters=1, sample_interval=1000, log_interval=1, n_layer=2,
+                  n_embd=32, n_head=2, block_size=32, batch_size=4, dtype="float16")
+    cpu = train(TrainConfig(out=str(tmp_path / "cpu"), **common), log=lambda line: None)
+    pretend_cupy(monkeypatch)
+    gpu = train(TrainConfig(out=str(tmp_path / "gpu"), device="cuda", **common), log=lambda line: None)
+    assert {"tinyllm_softmax", "tinyllm_row_dot", "tinyllm_softmax_backward", "tinyllm_adamw"} <= set(calls)
+    np.testing.assert_allclose(gpu["loss"], cpu["loss"], rtol=1e-3)
+    assert gpu["loss"][-1] < gpu["loss"][0]
+    # The weights within a third of one AdamW step (lr 1e-3) of each other; seen here: 1e-4. (Attention's
+    # softmax backward with Σ g·y of the wrong sign moved them 1e-3 apart, while the losses hardly moved.)
+    on_cpu, on_gpu = (load_checkpoint(tmp_path / run)["model"].state_dict() for run in ("cpu", "gpu"))
+    assert max(float(np.abs(on_cpu[name] - np.asarray(on_gpu[name])).max()) for name in on_cpu) < 3e-4
+
+
 def test_the_readme_cuda_commands_on_a_pretended_gpu(tmp_path, monkeypatch, capsys):
     """tinyllm train / sample / predict --device cuda, as the README shows them; predict's
     probabilities on "cuda" match the same checkpoint's on the CPU."""
