@@ -6,8 +6,9 @@ step (forward, backward, clip, AdamW) in float32, with TF32 matmuls, and in mixe
 precision (bf16, fp16: autocast, float32 master weights; fp16 with loss scaling),
 in tinyllm and in PyTorch eager with the same weights (PyTorch's attention is its
 fused one, in 16 bits under autocast; tinyllm's is unfused, its products and its
-(T, T) weights in 16 bits, softmax summing in float32). Printed: ms/step, tokens/s, the ratio tinyllm / PyTorch, and the GPU
-memory each framework's allocator held at its peak.
+(T, T) weights in 16 bits, softmax summing in float32). Printed: ms/step,
+tokens/s, the ratio tinyllm / PyTorch, and the GPU memory each framework's
+allocator held at its peak.
 
     python bench/gpu.py [--steps 10] [--presets gpt2,char-small] [--precisions fp32,tf32,bf16,fp16] [--no-torch]
     python bench/gpu.py --profile [--presets char-small]

@@ -111,7 +111,8 @@ def host_call(kernel, *inputs, axis=None, keepdims=False):
     dtypes = {}
     for (t, name), a in [*zip(ins, inputs), *zip(outs, given)]:
         if t in _PLACEHOLDERS and isinstance(a, np.ndarray):
-            assert dtypes.setdefault(t, a.dtype) == a.dtype, f"{kernel.args[-1]}: {name} is {a.dtype}, {t} is {dtypes[t]}"
+            bound = dtypes.setdefault(t, a.dtype)
+            assert a.dtype == bound, f"{kernel.args[-1]}: {name} is {a.dtype}, but {t} is {bound}"
     dtype_of = lambda t: dtypes[t] if t in _PLACEHOLDERS else np.dtype(t)  # noqa: E731
     shape = np.broadcast_shapes(*[a.shape for a in inputs if isinstance(a, np.ndarray)])
     args = []
