@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import hashlib
+import importlib.util
 import shutil
 import subprocess
 import tempfile
@@ -36,13 +37,26 @@ from tinyllm import cuda_kernels
 COMPILER = shutil.which("c++") or shutil.which("g++")
 _HEADER = """#include <algorithm>
 #include <cmath>
+#include <cstring>
 using std::exp; using std::max;
 template <class U> U rsqrt(U v) { return U(1) / std::sqrt(v); }
 #define __device__
+// bfloat16 as CuPy declares it: only conversions, from and to float (rounding to the nearest even).
+struct bfloat16 {
+    unsigned short bits;
+    bfloat16() : bits(0) {}
+    bfloat16(float f) { unsigned u; std::memcpy(&u, &f, 4); bits = (u + 0x7fff + ((u >> 16) & 1)) >> 16; }
+    explicit bfloat16(int v) : bfloat16(float(v)) {}
+    operator float() const { unsigned u = unsigned(bits) << 16; float f; std::memcpy(&f, &u, 4); return f; }
+};
 """
 _PARTS = 4  # a reduction's partial results per row (a GPU block has hundreds; 4 meet every case)
+# The C type of each NumPy dtype, and its ctypes type for numbers handed in (none in 16 bits are).
 _C_TYPES = {np.dtype(np.float32): ("float", ctypes.c_float), np.dtype(np.float64): ("double", ctypes.c_double),
-            np.dtype(np.float16): ("_Float16", None)}  # (GCC 12 and later); no 16-bit scalars are passed
+            np.dtype(np.float16): ("_Float16", None)}  # (GCC 12 and later)
+if importlib.util.find_spec("ml_dtypes"):
+    import ml_dtypes
+    _C_TYPES[np.dtype(ml_dtypes.bfloat16)] = ("bfloat16", None)
 _PLACEHOLDERS = ("T", "A")  # type names a kernel leaves to its arguments (cuda_kernels.py)
 _BUILD = Path(tempfile.mkdtemp(prefix="tinyllm-kernels-"))
 atexit.register(shutil.rmtree, _BUILD, ignore_errors=True)

@@ -6,6 +6,7 @@ kernel's C text compiled by the host's C++ compiler (tests/cuda_on_host.py), so
 the gradchecks and a comparison with the NumPy path cover it on every CI run, and a
 whole training step on a pretended GPU is checked for reads back to the host.
 """
+import importlib.util
 import re
 
 import numpy as np
@@ -72,23 +73,35 @@ def test_gpu_path_agrees_with_numpy_path_in_float32(name, fn, arrays, monkeypatc
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
 
 
-def test_on_the_gpu_path_softmax_of_16_bit_scores_sums_in_float32(monkeypatch):
+SIXTEEN_BITS = [np.float16, pytest.param("bfloat16", marks=pytest.mark.skipif(
+    importlib.util.find_spec("ml_dtypes") is None, reason="needs ml_dtypes"))]
+
+
+@pytest.mark.parametrize("dtype", SIXTEEN_BITS)
+def test_on_the_gpu_path_the_kernels_read_and_write_16_bits_and_sum_in_float32(dtype, monkeypatch):
     """Attention's scores under amp.autocast are 16-bit. A float16 running sum stops growing at 2048
-    (2048 + 1 rounds back to 2048): 16384 equal scores come out 1/16384 each only if the kernels sum
-    in float32, and the gradient of Σ softmax, exactly 0, likewise needs Σ g·y = 1 exactly."""
+    (2048 + 1 rounds back to 2048), a bfloat16 one at 256: 16384 equal scores come out 1/16384 each
+    only if the kernels sum in float32, and softmax's gradient of Σ y, exactly 0, likewise needs
+    Σ g·y = 1 exactly. Dropout reads 16 bits and a float32 draw."""
+    dtype = np.dtype(dtype)
     run_gpu_path_on_host(monkeypatch)
-    x = Tensor(np.zeros((2, 16384)), dtype=np.float16, requires_grad=True)
-    y = F.softmax(x)
-    y.sum().backward()
-    assert calls == ["tinyllm_row_max_and_sum_exp", "tinyllm_softmax", "tinyllm_row_dot", "tinyllm_softmax_backward"]
-    assert y.dtype == x.grad.dtype == np.float16                # the (T, T) arrays stay 16-bit
-    np.testing.assert_array_equal(y.data, np.float16(1 / 16384))
-    np.testing.assert_array_equal(x.grad.data, 0)
+    scores = np.zeros((2, 16384), dtype)
+    y = cuda_kernels.softmax(scores)
+    dx = cuda_kernels.softmax_backward(y, np.ones_like(y))
+    dropped = cuda_kernels.dropout(y, np.tile(np.float32([0.1, 0.9]), 8192), 0.5, 2.0)   # drop every other one
+    assert calls == ["tinyllm_row_max_and_sum_exp", "tinyllm_softmax", "tinyllm_row_dot",
+                     "tinyllm_softmax_backward", "tinyllm_dropout"]
+    assert y.dtype == dx.dtype == dropped.dtype == dtype         # the (T, T) arrays stay 16-bit
+    np.testing.assert_array_equal(y.astype(np.float32), 1 / 16384)
+    np.testing.assert_array_equal(dx.astype(np.float32), 0)
+    np.testing.assert_array_equal(dropped.astype(np.float32)[:, :4], [[0, 2 / 16384, 0, 2 / 16384]] * 2)
 
 
 def test_attention_under_autocast_on_the_gpu_path_agrees_with_the_numpy_path(monkeypatch):
     """16-bit attention (amp.autocast), dropout included: the kernels, reading and writing float16 and
-    summing in float32, against the NumPy path doing the same in float32 and rounding to float16."""
+    summing in float32, against the NumPy path doing the same in float32 and rounding to float16.
+    (Not bfloat16: ml_dtypes' products come back float32, so here its kernels would see float32;
+    the test above hands them bfloat16 arrays.)"""
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal((2, 2, 9, 8)) for _ in range(3)]
 
