@@ -157,15 +157,27 @@ def test_a_mixed_precision_run_follows_the_float32_run(tmp_path, dtype):
     assert all(w.dtype == np.float32 for w in weights.values())        # the master weights stay float32
 
 
-def test_a_format_the_device_cannot_multiply_is_refused_before_the_run(monkeypatch, tmp_path):
-    """A CuPy without bfloat16 (older than 14, or no ml_dtypes) is named at the start, nothing written."""
+def test_a_format_the_device_cannot_compute_in_is_refused_before_the_run(monkeypatch, tmp_path):
+    """A CuPy without bfloat16 (older than 14, or no ml_dtypes), or one that cannot build tinyllm's
+    kernels for it, is named at the start, nothing written."""
     pytest.importorskip("ml_dtypes")
-    from cuda_on_host import pretend_cupy
+    from cuda_on_host import calls, pretend_cupy
+    from tinyllm import cuda_kernels
     from tinyllm.amp import check_products_on, dtype_of
     from tinyllm.train import TrainConfig, train
     pretend_cupy(monkeypatch)
-    check_products_on("cuda", "float16")                # the pretended GPU multiplies both formats
+    check_products_on("cuda", "float16")                # the pretended GPU computes in both formats
     check_products_on("cuda", "bfloat16")
+    assert calls.count("tinyllm_softmax") == 2          # its kernels were built and run for each
+
+    def kernels_refuse(*args):
+        raise type("CompileException", (Exception,), {})("no suitable conversion from bfloat16")
+    with monkeypatch.context() as patch:
+        patch.setattr(cuda_kernels, "softmax", kernels_refuse)
+        with pytest.raises(RuntimeError, match=r"--dtype bfloat16: cuda cannot compute in bfloat16 here "
+                                               r"\(CompileException: no suitable conversion"):
+            check_products_on("cuda", "bfloat16")
+
     import cupy
     ones = cupy.ones
 
@@ -175,7 +187,7 @@ def test_a_format_the_device_cannot_multiply_is_refused_before_the_run(monkeypat
         return ones(shape, dtype=dtype)
     monkeypatch.setattr(cupy, "ones", ones_without_bfloat16)
     out = tmp_path / "run"
-    with pytest.raises(RuntimeError, match=r"--dtype bfloat16: cuda cannot multiply bfloat16 here \(TypeError: "
+    with pytest.raises(RuntimeError, match=r"--dtype bfloat16: cuda cannot compute in bfloat16 here \(TypeError: "
                                            r"Unsupported type"):
         train(TrainConfig(device="cuda", dtype="bfloat16", out=str(out)), log=lambda line: None)
     assert not out.exists()

@@ -7,7 +7,7 @@ PyTorch's ``torch.autocast`` does, inside ``with autocast("float16"):`` (or ``"b
 its backward does the same for the two products of the gradient. Attention
 (``F.scaled_dot_product_attention``) multiplies q, k and v in 16 bits too, and keeps its
 (T, T) scores and weights in 16 bits, half the memory; their softmax sums in float32
-(``sum_dtype``), and the op hands back float32. The weights themselves stay float32 (the
+(``backend.sum_dtype``), and the op hands back float32. The weights themselves stay float32 (the
 *master* copy the optimizer updates: a tiny step added to a 16-bit weight would round
 away), and LayerNorm, GELU and the loss never leave float32.
 
@@ -33,7 +33,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .backend import array_module, xp_for
+from . import cuda_kernels
+from .backend import array_module, is_cupy_array, xp_for
 
 DTYPES = ("float32", "float16", "bfloat16")
 _compute_dtype: str | None = None       # inside autocast: the dtype of F.linear's and attention's products
@@ -54,16 +55,19 @@ def dtype_of(name: str):
 
 def check_products_on(device: str, name: str) -> None:
     """Refuse at once, by name, a 16-bit format that ``device``'s array library cannot multiply
-    (bfloat16 on a GPU needs a CuPy that knows ml_dtypes' bfloat16), rather than mid-run."""
+    (bfloat16 on a GPU needs a CuPy that knows ml_dtypes' bfloat16), or, on a GPU, that tinyllm's
+    kernels cannot be built for (attention's softmax reads and writes it), rather than mid-run."""
     if name == "float32":
         return
     xp = xp_for(device)
     try:
         a = xp.ones((2, 2), dtype=dtype_of(name))
         product = float((a @ a).astype(np.float32)[0, 0])
-    except (TypeError, ValueError, NotImplementedError) as e:
-        raise RuntimeError(f"--dtype {name}: {device} cannot multiply {name} here ({type(e).__name__}: {e}); "
-                           "--dtype float16 works wherever float16 does") from None
+        if is_cupy_array(a):
+            cuda_kernels.softmax(a)
+    except Exception as e:      # CuPy's refusals come as several types (TypeError, its CompileException, ...)
+        raise RuntimeError(f"--dtype {name}: {device} cannot compute in {name} here ({type(e).__name__}: {e}); "
+                           "--dtype float16 works wherever float16 does") from e
     if product != 2.0:
         raise RuntimeError(f"--dtype {name}: a product in {name} on {device} came out {product}, not 2")
 
@@ -78,13 +82,6 @@ def autocast(dtype: str = "float16") -> Iterator[None]:
         yield
     finally:
         _compute_dtype = previous
-
-
-def sum_dtype(dtype) -> np.dtype:
-    """The dtype sums over numbers of ``dtype`` are made in: float32 for 16-bit ones (a sum of a
-    thousand float16 terms would keep about one digit), else ``dtype`` itself."""
-    dtype = np.dtype(dtype)
-    return np.dtype(np.float32) if dtype.itemsize < 4 else dtype
 
 
 def compute_dtype():

@@ -212,6 +212,13 @@ def _ones(xp: ModuleType, n: int, dtype):
     return ones
 
 
+def sum_dtype(dtype) -> np.dtype:
+    """The dtype sums over numbers of ``dtype`` are made in: float32 for 16-bit ones (a sum of a
+    thousand float16 terms would keep about one digit), else ``dtype`` itself."""
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if dtype.itemsize < 4 else dtype
+
+
 def row_sums(a):
     """Σ over the last axis, kept as size 1: (..., C) -> (..., 1), as (N, C) @ ones(C)."""
     C = a.shape[-1]

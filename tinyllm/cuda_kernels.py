@@ -31,8 +31,7 @@ from __future__ import annotations
 
 import math
 
-from .amp import sum_dtype
-from .backend import array_module
+from .backend import array_module, sum_dtype
 
 
 class _Kernel:

@@ -19,8 +19,8 @@ from functools import lru_cache
 import numpy as np
 
 from . import cuda_kernels
-from .amp import compute_dtype, sum_dtype
-from .backend import array_module, column_sums, device_of, is_cupy_array, rng, row_sums
+from .amp import compute_dtype
+from .backend import array_module, column_sums, device_of, is_cupy_array, rng, row_sums, sum_dtype
 from .tensor import Tensor, as_tensors, from_op, sum_to_shape
 
 
