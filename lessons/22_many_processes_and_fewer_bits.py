@@ -157,7 +157,26 @@ for name in formats:
 # bfloat16 keeps float32's exponent, so its range, and gives up digits; float16 keeps more
 # digits and gives up range: nothing above 65504, nothing below 6e-8 (with the least
 # precise, *subnormal* numbers counted). A model's weights and activations fit either.
-# Its gradients are another matter.
+#
+# Digits run out first in sums. Count to 4096 by adding ones, each partial sum rounded to
+# the format as it goes:
+
+# %%
+for name in ("float16",) + (("bfloat16",) if has_bfloat16 else ()):
+    running = np.cumsum(np.ones(4096, dtype=dtype_of(name)), dtype=dtype_of(name))   # one add at a time
+    stuck = int(np.argmax(running == running[-1])) + 1
+    print(f"{name:>8}: 4096 ones add up to {float(running[-1]):g}; the sum stops growing after {stuck} of them; "
+          f"softmax over 4096 equal scores, summed so, gives each {4096 / float(running[-1]):g}x its 1/4096")
+
+# %% [markdown]
+# Where the gap between neighbouring numbers of the format grows to 2 (at 2^11 in float16,
+# 2^8 in bfloat16: one more than its fraction bits), x + 1 lies halfway between x and x + 2
+# and rounds to the even one, x: the sum is stuck. A softmax over 4096 equal scores summed
+# that way gives every weight a multiple of its true 1/4096. So mixed precision keeps
+# attention's (T, T) arrays in 16 bits but makes softmax's sums in float32
+# (tinyllm/backend.py's `sum_dtype`; on a GPU inside the kernels).
+#
+# The gradients are another matter.
 #
 # ## A real gradient in float16
 # Train the model above for some steps, then look at the gradient of one more batch: what
@@ -236,6 +255,7 @@ print(f"float16 against float32 at the end: {curves['float16']['loss'][-1] / cur
 # - float16 has the digits and not the range; bfloat16 the range and not the digits. Small
 #   gradients vanish in float16 unless the loss is scaled up first, and a dynamic scale finds
 #   its own way between underflow and overflow.
-# - Mixed precision keeps the master weights in float32 and multiplies in 16 bits.
+# - Mixed precision keeps the master weights in float32 and multiplies in 16 bits; long sums
+#   (softmax's) are made in float32.
 #
 # **Exercises**: none new.
