@@ -225,9 +225,9 @@ print(f"largest |g| {np.abs(g).max():.2e}, smallest nonzero |g| {np.abs(g[g != 0
 # `tinyllm train --dtype float16` (or `bfloat16`) multiplies in 16 bits inside every
 # Linear layer and in attention, whose (T, T) weights it keeps in 16 bits too (softmax
 # sums them in float32), and keeps everything else, the weights first, in float32: a
-# small update added to a 16-bit weight would round away. On a CPU 16-bit products are slower, not
-# faster (NumPy has no 16-bit BLAS), so here the runs are small; the point is that the
-# curves agree.
+# small update added to a 16-bit weight would round away. On a CPU 16-bit products are
+# slower, not faster (NumPy has no 16-bit BLAS), so here the runs are small; the point is
+# that the curves agree.
 
 # %%
 small = dict(data=str(corpus), n_layer=1, n_embd=32, n_head=2, block_size=16, batch_size=4, lr=3e-3,

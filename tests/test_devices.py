@@ -157,10 +157,14 @@ def test_16_bit_attention_on_a_real_gpu(dtype):
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, want, rtol=0, atol=8 * digits * np.abs(want).max())
 
-    x = Tensor(np.zeros((2, 16384)), dtype=np.float16, device="cuda", requires_grad=True)
-    y = F.softmax(x)                            # summed in float16 it would stop at 2048: 2/16384 each
-    y.sum().backward()
-    assert y.dtype == np.float16 and np.all(y.numpy() == np.float16(1 / 16384)) and np.all(x.grad.numpy() == 0)
+    from tinyllm import cuda_kernels
+    from tinyllm.amp import dtype_of
+    from tinyllm.backend import to_numpy, xp_for
+    scores = xp_for("cuda").zeros((2, 16384), dtype=dtype_of(dtype))
+    y = cuda_kernels.softmax(scores)            # summed in 16 bits it would stop at 2048 or 256: 2x or 64x too big
+    dx = cuda_kernels.softmax_backward(y, xp_for("cuda").ones_like(y))
+    assert y.dtype == dx.dtype == scores.dtype
+    assert np.all(to_numpy(y).astype(np.float32) == 1 / 16384) and np.all(to_numpy(dx).astype(np.float32) == 0)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None, reason="needs mpi4py: pip install -e \".[dist]\"")
