@@ -7,9 +7,9 @@ PyTorch's ``torch.autocast`` does, inside ``with autocast("float16"):`` (or ``"b
 its backward does the same for the two products of the gradient. Attention
 (``F.scaled_dot_product_attention``) multiplies q, k and v in 16 bits too, and keeps its
 (T, T) scores and weights in 16 bits, half the memory; their softmax sums in float32
-(``backend.sum_dtype``), and the op hands back float32. The weights themselves stay float32 (the
-*master* copy the optimizer updates: a tiny step added to a 16-bit weight would round
-away), and LayerNorm, GELU and the loss never leave float32.
+(``backend.sum_dtype``), and the op hands back float32. The weights themselves stay
+float32 (the *master* copy the optimizer updates: a tiny step added to a 16-bit weight
+would round away), and LayerNorm, GELU and the loss never leave float32.
 
 The two 16-bit formats differ where it matters:
 
@@ -59,9 +59,9 @@ def check_products_on(device: str, name: str) -> None:
     kernels cannot be built for (attention's softmax reads and writes it), rather than mid-run."""
     if name == "float32":
         return
-    xp = xp_for(device)
+    xp, dtype = xp_for(device), dtype_of(name)    # (a missing ml_dtypes is named by dtype_of)
     try:
-        a = xp.ones((2, 2), dtype=dtype_of(name))
+        a = xp.ones((2, 2), dtype=dtype)
         product = float((a @ a).astype(np.float32)[0, 0])
         if is_cupy_array(a):
             cuda_kernels.softmax(a)
